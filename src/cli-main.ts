@@ -1,0 +1,78 @@
+import { authStatusCommand } from './commands/auth-status.js';
+import type { Command, CommandContext } from './commands/command.js';
+import { formatError, isCodexboxError } from './common/errors.js';
+import { ExitCode } from './common/exit-codes.js';
+import { Redactor } from './common/redactor.js';
+
+export const commands: Command[] = [authStatusCommand];
+
+const version = '0.1.0';
+
+function usage(): string {
+  const width = Math.max(...commands.map((command) => command.name.length));
+  return `codexbox ${version}: run the Codex CLI in throw-away containers with your own login.
+
+Usage: codexbox <command> [options]
+
+Commands:
+${commands.map((command) => `  ${command.name.padEnd(width)}  ${command.summary}`).join('\n')}
+
+Run \`codexbox <command> --help\` for a command's options. Exit codes are listed in README.md.
+`;
+}
+
+function findCommand(args: string[]): { command: Command; rest: string[] } | undefined {
+  for (const command of commands) {
+    const words = command.name.split(' ');
+    if (words.every((word, index) => args[index] === word))
+      return { command, rest: args.slice(words.length) };
+  }
+  return undefined;
+}
+
+export interface CliIo {
+  env: NodeJS.ProcessEnv;
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  now?: () => Date;
+}
+
+// argv in, exit code out; every byte written goes through one Redactor.
+export async function runCli(args: string[], io: CliIo): Promise<number> {
+  const redactor = new Redactor();
+  const stdout = (text: string) => io.stdout(redactor.redact(text));
+  const stderr = (text: string) => io.stderr(redactor.redact(text));
+  if (args.length === 0 || args[0] === '--help' || args[0] === '-h' || args[0] === 'help') {
+    stdout(usage());
+    return ExitCode.ok;
+  }
+  if (args[0] === '--version') {
+    stdout(`${version}\n`);
+    return ExitCode.ok;
+  }
+  const found = findCommand(args);
+  if (!found) {
+    stderr(
+      `codexbox: unknown command "${args.slice(0, 2).join(' ')}" (ERR_USAGE). Run \`codexbox --help\`.\n`,
+    );
+    return ExitCode.usage;
+  }
+  const context: CommandContext = {
+    args: found.rest,
+    env: io.env,
+    redactor,
+    stdout,
+    stderr,
+    now: io.now ?? (() => new Date()),
+  };
+  try {
+    return await found.command.run(context);
+  } catch (error) {
+    if (isCodexboxError(error)) {
+      stderr(`${formatError(error)}\n`);
+      return error.exitCode;
+    }
+    stderr(`codexbox: internal error (ERR_INTERNAL): ${(error as Error)?.stack ?? String(error)}\n`);
+    return ExitCode.internal;
+  }
+}

@@ -1,0 +1,18 @@
+import type { Redactor } from '../common/redactor.js';
+
+// What every command gets from the CLI: its arguments, the environment, and redacted output.
+export interface CommandContext {
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  redactor: Redactor;
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  now: () => Date;
+}
+
+export interface Command {
+  name: string;
+  summary: string;
+  usage: string;
+  run(context: CommandContext): Promise<number>;
+}

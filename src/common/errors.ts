@@ -1,0 +1,99 @@
+import { ExitCode } from './exit-codes.js';
+
+export interface ErrorDetails {
+  hint: string;
+  cause?: unknown;
+}
+
+// Every failure codexbox reports: a stable code, the process exit code, and the next step.
+// Messages name fields and files, never the values they hold.
+export abstract class CodexboxError extends Error {
+  abstract readonly code: string;
+  abstract readonly exitCode: number;
+  readonly hint: string;
+
+  constructor(message: string, details: ErrorDetails) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = new.target.name;
+    this.hint = details.hint;
+  }
+}
+
+export class UsageError extends CodexboxError {
+  readonly code = 'ERR_USAGE';
+  readonly exitCode = ExitCode.usage;
+}
+
+export class ConflictingSourcesError extends CodexboxError {
+  readonly code = 'ERR_CONFLICTING_SOURCES';
+  readonly exitCode = ExitCode.usage;
+}
+
+export class InvalidCredentialsError extends CodexboxError {
+  readonly code = 'ERR_INVALID_CREDENTIALS';
+  readonly exitCode = ExitCode.dataError;
+}
+
+export class UnsafeFileError extends CodexboxError {
+  readonly code = 'ERR_UNSAFE_FILE';
+  readonly exitCode = ExitCode.dataError;
+}
+
+export class CredentialsNotFoundError extends CodexboxError {
+  readonly code = 'ERR_CREDENTIALS_NOT_FOUND';
+  readonly exitCode = ExitCode.noInput;
+}
+
+export class DockerUnavailableError extends CodexboxError {
+  readonly code = 'ERR_DOCKER_UNAVAILABLE';
+  readonly exitCode = ExitCode.unavailable;
+}
+
+export class ImageNotFoundError extends CodexboxError {
+  readonly code = 'ERR_IMAGE_NOT_FOUND';
+  readonly exitCode = ExitCode.unavailable;
+}
+
+export class InternalError extends CodexboxError {
+  readonly code = 'ERR_INTERNAL';
+  readonly exitCode = ExitCode.internal;
+}
+
+export class FileIoError extends CodexboxError {
+  readonly code = 'ERR_IO';
+  readonly exitCode = ExitCode.ioError;
+}
+
+export class RefreshUnavailableError extends CodexboxError {
+  readonly code = 'ERR_REFRESH_UNAVAILABLE';
+  readonly exitCode = ExitCode.temporaryFailure;
+}
+
+export class LockTimeoutError extends CodexboxError {
+  readonly code = 'ERR_LOCK_TIMEOUT';
+  readonly exitCode = ExitCode.temporaryFailure;
+}
+
+export class ReloginRequiredError extends CodexboxError {
+  readonly code = 'ERR_RELOGIN_REQUIRED';
+  readonly exitCode = ExitCode.permissionDenied;
+}
+
+export class PermissionDeniedError extends CodexboxError {
+  readonly code = 'ERR_PERMISSION_DENIED';
+  readonly exitCode = ExitCode.permissionDenied;
+}
+
+export class InvalidConfigError extends CodexboxError {
+  readonly code = 'ERR_INVALID_CONFIG';
+  readonly exitCode = ExitCode.configuration;
+}
+
+export function isCodexboxError(error: unknown): error is CodexboxError {
+  return error instanceof CodexboxError;
+}
+
+// The one line a user sees: message, then what to do next.
+export function formatError(error: CodexboxError): string {
+  return `codexbox: ${error.message} (${error.code}). ${error.hint}`;
+}

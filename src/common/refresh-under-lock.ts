@@ -1,0 +1,120 @@
+import { stat } from 'node:fs/promises';
+import lockfile from 'proper-lockfile';
+import { writeFileAtomic } from './atomic-write.js';
+import { AuthDocument } from './auth-document.js';
+import { FileIoError, LockTimeoutError, ReloginRequiredError } from './errors.js';
+import { readCredentialFile } from './read-credential-file.js';
+import type { Redactor } from './redactor.js';
+import { type RefreshClientOptions, type RefreshResult, refreshTokens } from './refresh-client.js';
+import type { Secret } from './secret.js';
+import { canRefresh, needsRefresh } from './token-expiry.js';
+
+export type RefreshOutcome = 'not-needed' | 'adopted' | 'refreshed';
+
+export interface RefreshUnderLockOptions {
+  // Refresh when the access token expires within this margin.
+  marginMs: number;
+  now?: () => Date;
+  refresh?: (refreshToken: Secret) => Promise<RefreshResult>;
+  refreshClient?: RefreshClientOptions;
+  redactor?: Redactor;
+  lockTimeoutMs?: number;
+  // The document the caller last saw: if the file now differs, another process refreshed first.
+  seen?: AuthDocument;
+}
+
+export interface RefreshUnderLockResult {
+  document: AuthDocument;
+  previous: AuthDocument;
+  outcome: RefreshOutcome;
+  refreshAttempts: number;
+}
+
+export function lockPathFor(authPath: string): string {
+  return `${authPath}.codexbox-lock`;
+}
+
+async function acquireLock(
+  authPath: string,
+  timeoutMs: number,
+): Promise<{ release: () => Promise<void>; compromised: () => boolean }> {
+  let compromised = false;
+  try {
+    const release = await lockfile.lock(authPath, {
+      lockfilePath: lockPathFor(authPath),
+      realpath: false,
+      stale: 15_000,
+      update: 5_000,
+      retries: { retries: Math.ceil(timeoutMs / 500), factor: 1.2, minTimeout: 25, maxTimeout: 500 },
+      onCompromised: () => {
+        compromised = true;
+      },
+    });
+    return { release, compromised: () => compromised };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ELOCKED') {
+      throw new LockTimeoutError(
+        `another process has held the lock on ${authPath} for over ${timeoutMs} ms`,
+        {
+          hint: 'Wait for the other codexbox or codex process to finish, then try again.',
+          cause: error,
+        },
+      );
+    }
+    throw new FileIoError(
+      `could not lock ${authPath} (${(error as NodeJS.ErrnoException).code ?? 'unknown error'})`,
+      {
+        hint: 'codexbox needs write access to the directory that holds auth.json to refresh safely.',
+        cause: error,
+      },
+    );
+  }
+}
+
+// The single writer of one token family: under a cross-process lock, re-read the file, adopt a pair
+// another process already refreshed, or refresh and write back atomically. Refresh tokens are
+// single-use upstream, so two refreshers of one family would log the user out.
+export async function refreshUnderLock(
+  authPath: string,
+  options: RefreshUnderLockOptions,
+): Promise<RefreshUnderLockResult> {
+  const now = options.now ?? (() => new Date());
+  const refresh =
+    options.refresh ??
+    ((token: Secret) => refreshTokens(token, { redactor: options.redactor, ...options.refreshClient }));
+  const lock = await acquireLock(authPath, options.lockTimeoutMs ?? 120_000);
+  try {
+    const file = await readCredentialFile(authPath);
+    const current = AuthDocument.parse(file.text, { origin: authPath, redactor: options.redactor });
+    if (!needsRefresh(current.mode, now(), options.marginMs)) {
+      const adopted = options.seen !== undefined && options.seen.serialize() !== current.serialize();
+      return {
+        document: current,
+        previous: current,
+        outcome: adopted ? 'adopted' : 'not-needed',
+        refreshAttempts: 0,
+      };
+    }
+    if (current.mode.kind !== 'chatgpt' || !canRefresh(current.mode)) {
+      throw new ReloginRequiredError(
+        `the access token in ${authPath} has expired and there is no refresh token`,
+        {
+          hint: 'Log in again with `codex login`, or stage a credential that lives longer than the run.',
+        },
+      );
+    }
+    const result = await refresh(current.mode.tokens.refreshToken);
+    const refreshed = current.withRefreshedTokens(result, now());
+    if (lock.compromised()) {
+      throw new LockTimeoutError(`the lock on ${authPath} was lost during the refresh`, {
+        hint: 'The rotated tokens were not written; log in again with `codex login` if the next run fails.',
+      });
+    }
+    const { mode, uid, gid } = await stat(authPath);
+    const owner = process.getuid?.() === 0 ? { uid, gid } : undefined;
+    await writeFileAtomic(authPath, refreshed.serialize(), { mode: mode & 0o700, owner });
+    return { document: refreshed, previous: current, outcome: 'refreshed', refreshAttempts: result.attempts };
+  } finally {
+    await lock.release().catch(() => undefined);
+  }
+}

@@ -1,0 +1,16 @@
+export { runCli } from './cli-main.js';
+export { AuthDocument, type AuthMode, type ChatgptTokens, secretsOf } from './common/auth-document.js';
+export { type AuthMetadata, summarizeIdentity, writeAuthMetadata } from './common/auth-metadata.js';
+export { type DroppedKey, type SanitizedConfig, sanitizeConfig } from './common/config-sanitizer.js';
+export {
+  credentialPrecedence,
+  type LocatedCredentials,
+  locateCredentials,
+} from './common/credential-sources.js';
+export * from './common/errors.js';
+export { ExitCode } from './common/exit-codes.js';
+export { Redactor } from './common/redactor.js';
+export { refreshTokens } from './common/refresh-client.js';
+export { refreshUnderLock } from './common/refresh-under-lock.js';
+export { Secret } from './common/secret.js';
+export { assessTokenHealth, needsRefresh } from './common/token-expiry.js';
