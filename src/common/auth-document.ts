@@ -1,5 +1,6 @@
 import { inspect } from 'node:util';
 import { InvalidCredentialsError } from './errors.js';
+import { findJsonProblem } from './json-syntax.js';
 import { decodeJwtClaims, type TokenClaims } from './jwt.js';
 import type { Redactor } from './redactor.js';
 import { Secret } from './secret.js';
@@ -42,18 +43,18 @@ function parseJsonText(text: string, origin: string): unknown {
   if (text.startsWith('\uFEFF')) {
     throw invalid(`${origin} starts with a byte-order mark`, 'Save it as UTF-8 without a BOM.');
   }
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    const position = /position (\d+)/.exec(String((error as Error).message));
-    const where = position ? ` at ${lineAndColumn(text, Number(position[1]))}` : '';
-    throw invalid(`${origin} is not valid JSON${where}`);
+  const problem = findJsonProblem(text);
+  if (problem?.kind === 'syntax') {
+    throw invalid(
+      `${origin} is not valid JSON at line ${problem.line}, column ${problem.column} (${problem.reason})`,
+    );
   }
-}
-
-function lineAndColumn(text: string, offset: number): string {
-  const before = text.slice(0, offset).split('\n');
-  return `line ${before.length}, column ${before.at(-1)!.length + 1}`;
+  if (problem?.kind === 'duplicate-key') {
+    throw invalid(
+      `${origin} has the key "${problem.key}" twice (line ${problem.line}, column ${problem.column})`,
+    );
+  }
+  return JSON.parse(text);
 }
 
 function registerSecrets(document: JsonObject, redactor: Redactor | undefined): void {

@@ -11,7 +11,7 @@ const apiKeyShape = /sk-[A-Za-z0-9_-]{16,}/g;
 
 function base64Fragments(secret: string): string[] {
   const bytes = Buffer.from(secret, 'utf8');
-  const fragments: string[] = [];
+  const fragments = [bytes.toString('base64'), bytes.toString('base64url')];
   // A secret inside a larger base64 blob can start at any of three byte offsets;
   // keep only the characters that depend on the secret's bytes alone.
   for (let offset = 0; offset < 3; offset++) {

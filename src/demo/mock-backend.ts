@@ -1,0 +1,244 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fakeJwt } from './fake-jwt.js';
+
+// A loopback stand-in for OpenAI's OAuth token endpoint and the Responses API, speaking what
+// codex 0.169 sends and expects (see shared CODEX-FACTS). Used by `codexbox demo` and the tests.
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  authorization?: string;
+  accountId?: string;
+  body?: unknown;
+  at: number;
+}
+
+export type OAuthFault =
+  | { kind: 'status'; status: number; code?: string }
+  | { kind: 'malformed-json' }
+  | { kind: 'hang' }
+  | { kind: 'drop-connection' };
+
+export interface MockIdentity {
+  email: string;
+  accountId: string;
+  planType: string;
+  userId: string;
+}
+
+export interface MockBackendOptions {
+  host?: string;
+  port?: number;
+  // The refresh tokens the OAuth endpoint accepts at start; each is single-use.
+  refreshTokens?: string[];
+  accessTokenLifetimeSeconds?: number;
+  identity?: MockIdentity;
+  answer?: (turn: number, body: unknown) => string;
+  responseDelayMs?: number;
+}
+
+export const demoIdentity: MockIdentity = {
+  email: 'demo@codexbox.invalid',
+  accountId: 'demo-account-00000000',
+  planType: 'demo',
+  userId: 'demo-user-00000000',
+};
+
+function sseFrame(type: string, data: unknown): string {
+  return `event: ${type}\ndata: ${JSON.stringify({ type, ...(data as object) })}\n\n`;
+}
+
+async function readBody(request: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of request) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function sendJson(response: ServerResponse, status: number, body: unknown): void {
+  response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+}
+
+export class MockBackend {
+  readonly requests: RecordedRequest[] = [];
+  readonly issuedRefreshTokens: string[] = [];
+  readonly #server: Server;
+  readonly #options: MockBackendOptions;
+  readonly #validRefreshTokens: Set<string>;
+  readonly #oauthFaults: OAuthFault[] = [];
+  #turns = 0;
+
+  private constructor(server: Server, options: MockBackendOptions) {
+    this.#server = server;
+    this.#options = options;
+    this.#validRefreshTokens = new Set(options.refreshTokens ?? []);
+  }
+
+  static async start(options: MockBackendOptions = {}): Promise<MockBackend> {
+    let backend: MockBackend | undefined;
+    const server = createServer((request, response) => {
+      backend!.#handle(request, response).catch(() => response.destroy());
+    });
+    backend = new MockBackend(server, options);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve);
+    });
+    return backend;
+  }
+
+  get port(): number {
+    return (this.#server.address() as AddressInfo).port;
+  }
+
+  get url(): string {
+    return `http://${this.#options.host ?? '127.0.0.1'}:${this.port}`;
+  }
+
+  get refreshUrl(): string {
+    return `${this.url}/oauth/token`;
+  }
+
+  get refreshRequests(): RecordedRequest[] {
+    return this.requests.filter((request) => request.path === '/oauth/token');
+  }
+
+  get responsesRequests(): RecordedRequest[] {
+    return this.requests.filter((request) => request.path === '/v1/responses');
+  }
+
+  // Queue failures for the next refresh calls, in order.
+  failNextRefreshes(...faults: OAuthFault[]): void {
+    this.#oauthFaults.push(...faults);
+  }
+
+  acceptRefreshToken(token: string): void {
+    this.#validRefreshTokens.add(token);
+  }
+
+  // A config.toml that points codex's model traffic at this server under a ChatGPT identity.
+  codexConfig(host = this.#options.host ?? '127.0.0.1'): string {
+    const base = `http://${host}:${this.port}`;
+    return [
+      'model_provider = "mock"',
+      'model = "gpt-5.5"',
+      `chatgpt_base_url = "${base}/backend-api/"`,
+      '',
+      '[model_providers.mock]',
+      'name = "mock"',
+      `base_url = "${base}/v1"`,
+      'wire_api = "responses"',
+      'requires_openai_auth = true',
+      '',
+    ].join('\n');
+  }
+
+  async close(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const path = (request.url ?? '/').split('?')[0]!;
+    const text = await readBody(request);
+    let body: unknown;
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      body = text;
+    }
+    this.requests.push({
+      method: request.method ?? 'GET',
+      path,
+      authorization: request.headers.authorization,
+      accountId: request.headers['chatgpt-account-id'] as string | undefined,
+      body,
+      at: Date.now(),
+    });
+    if (request.method === 'POST' && path === '/oauth/token') return this.#refresh(body, response);
+    if (request.method === 'POST' && path === '/v1/responses') return this.#respond(body, response);
+    if (request.method === 'GET' && path === '/v1/models') return sendJson(response, 200, { models: [] });
+    sendJson(response, 404, { error: { code: 'not_found' } });
+  }
+
+  #mintTokens(): { id_token: string; access_token: string; refresh_token: string; expires_in: number } {
+    const identity = this.#options.identity ?? demoIdentity;
+    const lifetime = this.#options.accessTokenLifetimeSeconds ?? 3600;
+    const now = Math.floor(Date.now() / 1000);
+    const refreshToken = `mock-rt-${randomBytes(12).toString('hex')}`;
+    this.#validRefreshTokens.add(refreshToken);
+    this.issuedRefreshTokens.push(refreshToken);
+    const claims = { ...identity, iat: now, exp: now + lifetime };
+    return {
+      id_token: fakeJwt(claims, `id-${randomBytes(6).toString('hex')}`),
+      access_token: fakeJwt(claims, `access-${randomBytes(6).toString('hex')}`),
+      refresh_token: refreshToken,
+      expires_in: lifetime,
+    };
+  }
+
+  #refresh(body: unknown, response: ServerResponse): void {
+    const fault = this.#oauthFaults.shift();
+    if (fault?.kind === 'hang') return;
+    if (fault?.kind === 'drop-connection') return void response.destroy();
+    if (fault?.kind === 'malformed-json') {
+      return void response.writeHead(200, { 'content-type': 'application/json' }).end('{"access_token": ');
+    }
+    if (fault?.kind === 'status') {
+      return sendJson(
+        response,
+        fault.status,
+        fault.code ? { error: { code: fault.code, message: 'mock fault' } } : {},
+      );
+    }
+    const request = body as
+      | { client_id?: unknown; grant_type?: unknown; refresh_token?: unknown }
+      | undefined;
+    if (request?.grant_type !== 'refresh_token' || typeof request.client_id !== 'string') {
+      return sendJson(response, 400, { error: 'invalid_request' });
+    }
+    const token = request.refresh_token;
+    if (typeof token !== 'string' || !this.#validRefreshTokens.has(token)) {
+      return sendJson(response, 401, {
+        error: { code: 'refresh_token_reused', message: 'already used or unknown' },
+      });
+    }
+    this.#validRefreshTokens.delete(token);
+    sendJson(response, 200, this.#mintTokens());
+  }
+
+  async #respond(body: unknown, response: ServerResponse): Promise<void> {
+    const turn = ++this.#turns;
+    const text = this.#options.answer?.(turn, body) ?? `Hello from the codexbox mock backend (turn ${turn}).`;
+    if (this.#options.responseDelayMs)
+      await new Promise((resolve) => setTimeout(resolve, this.#options.responseDelayMs));
+    const id = `resp_${turn}`;
+    response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    response.write(sseFrame('response.created', { response: { id } }));
+    response.write(
+      sseFrame('response.output_item.done', {
+        item: {
+          type: 'message',
+          role: 'assistant',
+          id: `msg_${turn}`,
+          content: [{ type: 'output_text', text }],
+        },
+      }),
+    );
+    response.end(
+      sseFrame('response.completed', {
+        response: {
+          id,
+          usage: {
+            input_tokens: 1,
+            input_tokens_details: null,
+            output_tokens: 1,
+            output_tokens_details: null,
+            total_tokens: 2,
+          },
+        },
+      }),
+    );
+  }
+}

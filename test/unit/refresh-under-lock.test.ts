@@ -1,0 +1,118 @@
+import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AuthDocument } from '../../src/common/auth-document.js';
+import { refreshUnderLock } from '../../src/common/refresh-under-lock.js';
+import { MockBackend } from '../../src/demo/mock-backend.js';
+import { chatgptAuthJson, makeCanaries } from '../support/canary.js';
+import { useTempDirs } from '../support/temp-dir.js';
+
+const tempDir = useTempDirs();
+const margin = 10 * 60_000;
+
+async function writeAuth(dir: string, expiresInSeconds: number, refreshToken: string) {
+  const canaries = makeCanaries({ exp: Math.floor(Date.now() / 1000) + expiresInSeconds });
+  const raw = chatgptAuthJson(canaries, { extra_field: 'kept' });
+  (raw.tokens as Record<string, unknown>).refresh_token = refreshToken;
+  const path = join(dir, 'auth.json');
+  await writeFile(path, JSON.stringify(raw), { mode: 0o600 });
+  return path;
+}
+
+describe('refreshUnderLock', () => {
+  let backend: MockBackend;
+  beforeEach(async () => {
+    backend = await MockBackend.start({ refreshTokens: ['rt-family-1-abcdefgh'] });
+  });
+  afterEach(async () => backend.close());
+
+  it('refreshes an expiring token and writes the rotated pair back atomically', async () => {
+    const path = await writeAuth(await tempDir(), 60, 'rt-family-1-abcdefgh');
+    const result = await refreshUnderLock(path, {
+      marginMs: margin,
+      refreshClient: { url: backend.refreshUrl },
+    });
+    expect(result.outcome).toBe('refreshed');
+    const written = JSON.parse(await readFile(path, 'utf8'));
+    expect(written.tokens.refresh_token).toBe(backend.issuedRefreshTokens[0]);
+    expect(written.extra_field).toBe('kept');
+    expect((await readdir(join(path, '..'))).sort()).toEqual(['auth.json']);
+  });
+
+  it('does nothing when the token is still healthy', async () => {
+    const path = await writeAuth(await tempDir(), 3600, 'rt-family-1-abcdefgh');
+    const before = await readFile(path, 'utf8');
+    const result = await refreshUnderLock(path, {
+      marginMs: margin,
+      refreshClient: { url: backend.refreshUrl },
+    });
+    expect(result.outcome).toBe('not-needed');
+    expect(backend.refreshRequests).toHaveLength(0);
+    expect(await readFile(path, 'utf8')).toBe(before);
+  });
+
+  it('adopts a pair another process wrote since the caller read the file', async () => {
+    const path = await writeAuth(await tempDir(), 60, 'rt-family-1-abcdefgh');
+    const seen = AuthDocument.parse(await readFile(path, 'utf8'));
+    await writeAuth(join(path, '..'), 7200, 'rt-written-by-someone-else');
+    const result = await refreshUnderLock(path, {
+      marginMs: margin,
+      seen,
+      refreshClient: { url: backend.refreshUrl },
+    });
+    expect(result.outcome).toBe('adopted');
+    expect(backend.refreshRequests).toHaveLength(0);
+  });
+
+  it('leaves the file byte-identical when the refresh is rejected', async () => {
+    const path = await writeAuth(await tempDir(), 60, 'rt-family-1-abcdefgh');
+    const before = await readFile(path);
+    backend.failNextRefreshes({ kind: 'status', status: 401, code: 'refresh_token_expired' });
+    await expect(
+      refreshUnderLock(path, { marginMs: margin, refreshClient: { url: backend.refreshUrl } }),
+    ).rejects.toMatchObject({
+      exitCode: 77,
+    });
+    expect(await readFile(path)).toEqual(before);
+  });
+
+  it('asks for a new login when the token expired and no refresh token is staged', async () => {
+    const path = await writeAuth(await tempDir(), -60, '');
+    await expect(
+      refreshUnderLock(path, { marginMs: margin, refreshClient: { url: backend.refreshUrl } }),
+    ).rejects.toThrow('no refresh token');
+    expect(backend.refreshRequests).toHaveLength(0);
+  });
+
+  it('leaves the file byte-identical when the write-back fails', async () => {
+    const dir = await tempDir();
+    const path = await writeAuth(dir, 60, 'rt-family-1-abcdefgh');
+    const before = await readFile(path);
+    await chmod(dir, 0o500);
+    try {
+      const attempt = refreshUnderLock(path, {
+        marginMs: margin,
+        refreshClient: { url: backend.refreshUrl },
+      });
+      // As root the directory stays writable, so only assert the outcome that applies.
+      if (process.getuid?.() === 0) await attempt;
+      else await expect(attempt).rejects.toMatchObject({ exitCode: 74 });
+    } finally {
+      await chmod(dir, 0o700);
+    }
+    if (process.getuid?.() !== 0) expect(await readFile(path)).toEqual(before);
+  });
+
+  it('serializes concurrent callers in one process: one POST, one shared result', async () => {
+    const path = await writeAuth(await tempDir(), 60, 'rt-family-1-abcdefgh');
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        refreshUnderLock(path, { marginMs: margin, refreshClient: { url: backend.refreshUrl } }),
+      ),
+    );
+    expect(backend.refreshRequests).toHaveLength(1);
+    expect(results.filter((result) => result.outcome === 'refreshed')).toHaveLength(1);
+    const finalFile = await readFile(path, 'utf8');
+    for (const result of results) expect(result.document.serialize()).toBe(finalFile);
+  });
+});
