@@ -180,32 +180,46 @@ export class MockBackend {
 
   #refresh(body: unknown, response: ServerResponse): void {
     const fault = this.#oauthFaults.shift();
-    if (fault?.kind === 'hang') return;
-    if (fault?.kind === 'drop-connection') return void response.destroy();
-    if (fault?.kind === 'malformed-json') {
-      return void response.writeHead(200, { 'content-type': 'application/json' }).end('{"access_token": ');
-    }
-    if (fault?.kind === 'status') {
-      return sendJson(
-        response,
-        fault.status,
-        fault.code ? { error: { code: fault.code, message: 'mock fault' } } : {},
-      );
+    if (fault) {
+      this.#injectFault(fault, response);
+      return;
     }
     const request = body as
       | { client_id?: unknown; grant_type?: unknown; refresh_token?: unknown }
       | undefined;
     if (request?.grant_type !== 'refresh_token' || typeof request.client_id !== 'string') {
-      return sendJson(response, 400, { error: 'invalid_request' });
+      sendJson(response, 400, { error: 'invalid_request' });
+      return;
     }
     const token = request.refresh_token;
     if (typeof token !== 'string' || !this.#validRefreshTokens.has(token)) {
-      return sendJson(response, 401, {
+      sendJson(response, 401, {
         error: { code: 'refresh_token_reused', message: 'already used or unknown' },
       });
+      return;
     }
     this.#validRefreshTokens.delete(token);
     sendJson(response, 200, this.#mintTokens());
+  }
+
+  #injectFault(fault: OAuthFault, response: ServerResponse): void {
+    switch (fault.kind) {
+      case 'hang':
+        break;
+      case 'drop-connection':
+        response.destroy();
+        break;
+      case 'malformed-json':
+        response.writeHead(200, { 'content-type': 'application/json' }).end('{"access_token": ');
+        break;
+      case 'status':
+        sendJson(
+          response,
+          fault.status,
+          fault.code ? { error: { code: fault.code, message: 'mock fault' } } : {},
+        );
+        break;
+    }
   }
 
   async #respond(body: unknown, response: ServerResponse): Promise<void> {

@@ -1,16 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { runCli } from '../../src/cli-main.js';
-
-async function run(args: string[], env: Record<string, string> = {}) {
-  let stdout = '';
-  let stderr = '';
-  const exitCode = await runCli(args, {
-    env,
-    stdout: (t) => void (stdout += t),
-    stderr: (t) => void (stderr += t),
-  });
-  return { exitCode, stdout, stderr };
-}
+import { captureCli as run } from '../support/run-cli.js';
 
 describe('codexbox auth status on the bundled demo identity', () => {
   it('prints a readable, redacted summary', async () => {

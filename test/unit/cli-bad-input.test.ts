@@ -2,8 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runCli } from '../../src/cli-main.js';
 import { chatgptAuthJson, findLeaks, makeCanaries } from '../support/canary.js';
+import { captureCli } from '../support/run-cli.js';
 import { useTempDirs } from '../support/temp-dir.js';
 
 const tempDir = useTempDirs();
@@ -109,13 +109,19 @@ const cases: Case[] = [
     name: 'auth.json is a directory',
     exitCode: 65,
     message: /is a directory/,
-    prepare: async (home) => (await mkdir(join(home, 'auth.json')), {}),
+    prepare: async (home) => {
+      await mkdir(join(home, 'auth.json'));
+      return {};
+    },
   },
   {
     name: 'auth.json is a FIFO',
     exitCode: 65,
     message: /is a FIFO/,
-    prepare: async (home) => (execFileSync('mkfifo', [join(home, 'auth.json')]), {}),
+    prepare: async (home) => {
+      execFileSync('mkfifo', [join(home, 'auth.json')]);
+      return {};
+    },
   },
   {
     name: 'auth.json is huge',
@@ -226,16 +232,10 @@ describe('bad input to `codexbox auth status`', () => {
     if (testCase.config !== undefined) await writeFile(join(home, 'config.toml'), testCase.config);
     if (testCase.prepare) env = await testCase.prepare(home, canaries);
     const before = await snapshot(home);
-    let stdout = '';
-    let stderr = '';
     const args = env.CODEX_HOME
       ? ['auth', 'status', ...(testCase.args ?? [])]
       : ['auth', 'status', '--codex-home', home, ...(testCase.args ?? [])];
-    const exitCode = await runCli(args, {
-      env,
-      stdout: (t) => void (stdout += t),
-      stderr: (t) => void (stderr += t),
-    });
+    const { exitCode, stdout, stderr } = await captureCli(args, env);
     expect(exitCode).toBe(testCase.exitCode);
     if (testCase.exitCode === 77) {
       expect(stdout).toContain('Usable         no');

@@ -60,6 +60,7 @@ model_instructions_file = "/home/ada/fast.md"
 
 describe('sanitizeConfig', () => {
   const result = sanitizeConfig(hostConfig);
+  // biome-ignore lint/suspicious/noExplicitAny: assertions walk the parsed TOML freely
   const config = parse(result.config) as Record<string, any>;
 
   it('keeps what is meaningful in a fresh container', () => {

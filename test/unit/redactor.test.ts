@@ -64,7 +64,7 @@ describe('Redactor', () => {
           const redactor = new Redactor();
           redactor.register(secret);
           const forms = leakForms(secret);
-          const input = noise.map((n, i) => `${n}${forms[i % forms.length]}`).join('\n') + `\n${secret}`;
+          const input = `${noise.map((n, i) => `${n}${forms[i % forms.length]}`).join('\n')}\n${secret}`;
           const bytes = Buffer.from(input);
           const chunks: Buffer[] = [];
           let offset = 0;
