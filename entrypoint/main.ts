@@ -1,0 +1,1 @@
+console.log('placeholder', process.argv.slice(2));
