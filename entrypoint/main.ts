@@ -1,1 +1,3 @@
-console.log('placeholder', process.argv.slice(2));
+import { runEntrypoint } from './run-entrypoint.js';
+
+process.exitCode = await runEntrypoint(process.argv.slice(2));

@@ -7,6 +7,7 @@ if (existsSync('entrypoint/main.ts')) {
     entryPoints: { 'codexbox-entrypoint': 'entrypoint/main.ts' },
     bundle: true,
     platform: 'node',
+    mainFields: ['module', 'main'],
     target: 'node20',
     format: 'esm',
     outdir: 'dist/image',

@@ -3,10 +3,9 @@ import type { Command, CommandContext } from './commands/command.js';
 import { formatError, isCodexboxError } from './common/errors.js';
 import { ExitCode } from './common/exit-codes.js';
 import { Redactor } from './common/redactor.js';
+import { codexboxVersion as version } from './common/version.js';
 
 export const commands: Command[] = [authStatusCommand];
-
-const version = '0.1.0';
 
 function usage(): string {
   const width = Math.max(...commands.map((command) => command.name.length));

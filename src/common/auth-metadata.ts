@@ -28,7 +28,7 @@ export interface AuthMetadata {
   schemaVersion: typeof authMetadataSchemaVersion;
   writtenAt: string;
   source: { kind: CredentialSourceKind; name: string };
-  before: IdentitySummary;
+  before: IdentitySummary | null;
   after: IdentitySummary | null;
   refresh: { happened: boolean; result: RefreshResultClass; by: OutcomeSource | 'codex' | null };
   tokensRotatedByCodex: boolean;
@@ -79,8 +79,8 @@ export function summarizeDropped(dropped: DroppedKey[]): string[] {
 }
 
 // True when codex changed the token family on its own during the run.
-export function tokensRotated(before: IdentitySummary, after: IdentitySummary | null): boolean {
-  if (!after) return false;
+export function tokensRotated(before: IdentitySummary | null, after: IdentitySummary | null): boolean {
+  if (!before || !after) return false;
   return (
     before.fingerprints.access !== after.fingerprints.access ||
     before.fingerprints.refresh !== after.fingerprints.refresh

@@ -54,6 +54,21 @@ export class ImageNotFoundError extends CodexboxError {
   readonly exitCode = ExitCode.unavailable;
 }
 
+export class DockerOperationError extends CodexboxError {
+  readonly code = 'ERR_DOCKER';
+  readonly exitCode = ExitCode.unavailable;
+}
+
+export class DockerConflictError extends CodexboxError {
+  readonly code = 'ERR_DOCKER_CONFLICT';
+  readonly exitCode = ExitCode.temporaryFailure;
+}
+
+export class ImageBuildError extends CodexboxError {
+  readonly code = 'ERR_IMAGE_BUILD';
+  readonly exitCode = ExitCode.unavailable;
+}
+
 export class InternalError extends CodexboxError {
   readonly code = 'ERR_INTERNAL';
   readonly exitCode = ExitCode.internal;
@@ -94,6 +109,6 @@ export function isCodexboxError(error: unknown): error is CodexboxError {
 }
 
 // The one line a user sees: message, then what to do next.
-export function formatError(error: CodexboxError): string {
-  return `codexbox: ${error.message} (${error.code}). ${error.hint}`;
+export function formatError(error: CodexboxError, program = 'codexbox'): string {
+  return `${program}: ${error.message} (${error.code}). ${error.hint}`;
 }

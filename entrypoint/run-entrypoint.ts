@@ -1,0 +1,229 @@
+import { readFile } from 'node:fs/promises';
+import { AuthDocument, secretsOf } from '../src/common/auth-document.js';
+import {
+  type AuthMetadata,
+  type IdentitySummary,
+  type RefreshResultClass,
+  summarizeDropped,
+  summarizeIdentity,
+  tokensRotated,
+} from '../src/common/auth-metadata.js';
+import type { DroppedKey } from '../src/common/config-sanitizer.js';
+import { type CodexboxError, InternalError, isCodexboxError } from '../src/common/errors.js';
+import { Redactor } from '../src/common/redactor.js';
+import { codexboxVersion } from '../src/common/version.js';
+import { buildChildEnv } from './child-env.js';
+import { classifyInvocation } from './command-line.js';
+import { type EntrypointConfig, readEntrypointConfig } from './config.js';
+import { importCredentials } from './import-credentials.js';
+import { createLog, type Log } from './log.js';
+import { type PreparedCodexHome, prepareCodexHome, refreshClassOf } from './prepare-codex-home.js';
+import { lookUpUser, type RunUser } from './run-user.js';
+import { assertUsableWithoutRoot, ensureOwnedDirectory, secureCodexHome } from './secure-codex-home.js';
+import { type ChildOutcome, superviseChild } from './supervise.js';
+import { copyRollouts, writeMetadata } from './write-run-artifacts.js';
+
+interface RunState {
+  config: EntrypointConfig;
+  user: RunUser;
+  isRoot: boolean;
+  source: AuthMetadata['source'];
+  prepared?: PreparedCodexHome;
+  refresh: RefreshResultClass;
+  dropped: DroppedKey[];
+  startedAt: number;
+}
+
+function currentUser(): RunUser {
+  return {
+    name: process.env.USER || String(process.getuid?.()),
+    uid: process.getuid!(),
+    gid: process.getgid!(),
+    home: process.env.HOME || '/',
+  };
+}
+
+async function summarizeAuthFile(path: string, redactor: Redactor): Promise<IdentitySummary | null> {
+  try {
+    return summarizeIdentity(AuthDocument.parse(await readFile(path, 'utf8'), { redactor }).mode, new Date());
+  } catch {
+    return null;
+  }
+}
+
+function buildMetadata(
+  state: RunState,
+  outcome: AuthMetadata['outcome'],
+  after: IdentitySummary | null,
+): AuthMetadata {
+  const before = state.prepared
+    ? summarizeIdentity(state.prepared.before.mode, new Date(state.startedAt))
+    : null;
+  return {
+    schemaVersion: 1,
+    writtenAt: new Date().toISOString(),
+    source: state.source,
+    before,
+    after,
+    refresh: {
+      happened: state.refresh === 'refreshed',
+      result: state.refresh,
+      by: state.refresh === 'refreshed' ? 'entrypoint' : null,
+    },
+    tokensRotatedByCodex: tokensRotated(
+      state.prepared ? summarizeIdentity(state.prepared.current.mode, new Date()) : null,
+      after,
+    ),
+    configDropped: summarizeDropped(state.dropped),
+    versions: { codexbox: codexboxVersion, codex: state.config.codexVersion, node: process.version },
+    outcome,
+  };
+}
+
+async function recordOutcome(
+  state: RunState,
+  outcome: AuthMetadata['outcome'],
+  redactor: Redactor,
+  log: Log,
+): Promise<void> {
+  if (!state.config.metadata) return;
+  const owner = state.isRoot ? state.user : undefined;
+  try {
+    const after = state.prepared ? await summarizeAuthFile(state.prepared.authPath, redactor) : null;
+    await writeMetadata(state.config.artifactsDir, buildMetadata(state, outcome, after), owner);
+    if (outcome.source === 'child') {
+      await copyRollouts({
+        codexHome: state.config.codexHome,
+        artifactsDir: state.config.artifactsDir,
+        since: state.startedAt,
+        redactor,
+        owner,
+      });
+    }
+  } catch (error) {
+    log.warn(
+      `could not write run artifacts to ${state.config.artifactsDir} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
+  }
+}
+
+async function prepare(state: RunState, redactor: Redactor, log: Log): Promise<void> {
+  const { config, isRoot, user } = state;
+  const owner = isRoot ? { uid: user.uid, gid: user.gid } : undefined;
+  const imported = await importCredentials({
+    codexHome: config.codexHome,
+    secretsDir: config.secretsDir,
+    env: process.env,
+    redactor,
+    owner,
+    now: new Date(),
+  });
+  state.source = imported.source;
+  state.prepared = await prepareCodexHome({
+    codexHome: config.codexHome,
+    refreshMarginMs: config.refreshMarginMs,
+    redactor,
+    log,
+    now: () => new Date(),
+    owner,
+  });
+  state.refresh = state.prepared.refresh.result;
+  state.dropped = state.prepared.dropped;
+  for (const secret of secretsOf(state.prepared.current.mode)) redactor.register(secret);
+  if (owner) {
+    await secureCodexHome(config.codexHome, owner);
+    await ensureOwnedDirectory(config.artifactsDir, owner);
+  } else {
+    await assertUsableWithoutRoot(config.codexHome);
+  }
+}
+
+function stdioFor(config: EntrypointConfig): 'pipe' | 'inherit' {
+  if (config.stdio !== 'auto') return config.stdio;
+  return process.stdout.isTTY ? 'inherit' : 'pipe';
+}
+
+async function runCodex(args: string[], redactor: Redactor, log: Log): Promise<number> {
+  const config = readEntrypointConfig(process.env);
+  const isRoot = process.getuid?.() === 0;
+  const user = isRoot ? await lookUpUser(config.runUser) : currentUser();
+  const state: RunState = {
+    config,
+    user,
+    isRoot,
+    source: { kind: 'staged-volume', name: config.codexHome },
+    refresh: 'skipped',
+    dropped: [],
+    startedAt: Date.now(),
+  };
+  try {
+    await prepare(state, redactor, log);
+  } catch (error) {
+    const failure = isCodexboxError(error)
+      ? error
+      : new InternalError('preparing CODEX_HOME failed unexpectedly', {
+          hint: 'Report this with the container log.',
+          cause: error,
+        });
+    state.refresh = refreshClassOf(failure) ?? state.refresh;
+    log.failure(failure);
+    if (!isCodexboxError(error)) log.warn(redactor.redact(String((error as Error)?.stack ?? error)));
+    await recordOutcome(
+      state,
+      { source: 'entrypoint', exitCode: failure.exitCode, kind: failure.code },
+      redactor,
+      log,
+    );
+    return failure.exitCode;
+  }
+  const outcome: ChildOutcome = await superviseChild({
+    command: 'codex',
+    args,
+    env: buildChildEnv(process.env, { codexHome: config.codexHome, user, passEnv: config.passEnv }),
+    user: isRoot ? user : undefined,
+    stdio: stdioFor(config),
+    redactor,
+    killGraceMs: config.killGraceMs,
+    umask: 0o077,
+  });
+  await recordOutcome(
+    state,
+    { source: 'child', exitCode: outcome.exitCode, kind: outcome.kind },
+    redactor,
+    log,
+  );
+  return outcome.exitCode;
+}
+
+async function runPassthrough(command: string, args: string[], redactor: Redactor): Promise<number> {
+  const outcome = await superviseChild({
+    command,
+    args,
+    env: process.env as Record<string, string>,
+    stdio: 'inherit',
+    redactor,
+    killGraceMs: 8_000,
+  });
+  return outcome.exitCode;
+}
+
+// Codex gets the full preparation; any other command runs as given.
+export async function runEntrypoint(argv: string[]): Promise<number> {
+  const redactor = new Redactor();
+  const log = createLog(redactor);
+  const invocation = classifyInvocation(argv);
+  try {
+    if (invocation.kind === 'passthrough')
+      return await runPassthrough(invocation.command, invocation.args, redactor);
+    return await runCodex(invocation.args, redactor, log);
+  } catch (error) {
+    const failure: CodexboxError = isCodexboxError(error)
+      ? error
+      : new InternalError('the entrypoint failed unexpectedly', {
+          hint: 'Report this with the container log.',
+          cause: error,
+        });
+    log.failure(failure);
+    return failure.exitCode;
+  }
+}

@@ -1,0 +1,66 @@
+import { constants } from 'node:fs';
+import { access, chmod, lchown, lstat, mkdir, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { InvalidConfigError, PermissionDeniedError } from '../src/common/errors.js';
+
+export interface Owner {
+  uid: number;
+  gid: number;
+}
+
+const credentialFile = /^(auth\.json|config\.toml|[A-Za-z0-9_-]+\.config\.toml)$/;
+const maxEntries = 50_000;
+
+// As root: give the run user what is theirs (only entries that are mis-owned; symlinks are not
+// followed), the directory 0700 and credential files 0600. Returns how many entries changed.
+export async function secureCodexHome(codexHome: string, owner: Owner): Promise<number> {
+  const stats = await lstat(codexHome).catch(() => undefined);
+  if (!stats?.isDirectory()) {
+    throw new InvalidConfigError(`CODEX_HOME (${codexHome}) is not a directory`, {
+      hint: 'Mount a volume or directory at CODEX_HOME, or unset CODEX_HOME to use /codex-home.',
+    });
+  }
+  let changed = 0;
+  let seen = 0;
+  const visit = async (path: string, depth: number): Promise<void> => {
+    const entry = await lstat(path);
+    if (++seen > maxEntries) return;
+    if (entry.uid !== owner.uid || entry.gid !== owner.gid) {
+      await lchown(path, owner.uid, owner.gid);
+      changed++;
+    }
+    if (entry.isDirectory() && depth < 8) {
+      for (const name of await readdir(path)) await visit(join(path, name), depth + 1);
+    }
+  };
+  await visit(codexHome, 0);
+  if ((stats.mode & 0o777) !== 0o700) await chmod(codexHome, 0o700);
+  for (const name of await readdir(codexHome)) {
+    const path = join(codexHome, name);
+    const entry = await lstat(path);
+    if (entry.isFile() && credentialFile.test(name) && (entry.mode & 0o777) !== 0o600)
+      await chmod(path, 0o600);
+  }
+  return changed;
+}
+
+export async function ensureOwnedDirectory(path: string, owner: Owner): Promise<void> {
+  await mkdir(path, { recursive: true, mode: 0o755 });
+  const stats = await lstat(path);
+  if (stats.uid !== owner.uid || stats.gid !== owner.gid) await lchown(path, owner.uid, owner.gid);
+}
+
+// Without root nothing can be fixed: fail clearly instead of letting codex fail obscurely.
+export async function assertUsableWithoutRoot(codexHome: string): Promise<void> {
+  try {
+    await access(codexHome, constants.R_OK | constants.W_OK | constants.X_OK);
+    await access(join(codexHome, 'auth.json'), constants.R_OK | constants.W_OK);
+  } catch {
+    throw new PermissionDeniedError(
+      `CODEX_HOME (${codexHome}) or its auth.json is not readable and writable by uid ${process.getuid?.()}`,
+      {
+        hint: 'Start the container as root (the default) so codexbox can fix ownership, or chown the volume to this uid.',
+      },
+    );
+  }
+}

@@ -1,0 +1,78 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import tarFs from 'tar-fs';
+import { UsageError } from '../common/errors.js';
+import type { DockerPort } from './docker-port.js';
+
+export const defaultImage = 'codexbox:local';
+export const defaultCodexVersion = '0.169.0';
+
+// What the Dockerfile needs, and nothing else (no node_modules, no .git, no local secrets).
+const contextEntries = [
+  'Dockerfile',
+  'package.json',
+  'package-lock.json',
+  'tsconfig.json',
+  'tsconfig.build.json',
+  'scripts/bundle-entrypoint.mjs',
+  'src',
+  'entrypoint',
+  'image',
+];
+
+export interface BuildImageOptions {
+  tag?: string;
+  baseImage?: string;
+  codexVersion?: string;
+  // PEM bundle trusted during the build (npm) and at run time (codex), for TLS-intercepting proxies.
+  extraCaFile?: string;
+  progress?: (line: string) => void;
+}
+
+export function findProjectRoot(start = dirname(fileURLToPath(import.meta.url))): string {
+  for (let dir = start; dir !== dirname(dir); dir = dirname(dir)) {
+    if (existsSync(join(dir, 'Dockerfile')) && existsSync(join(dir, 'entrypoint'))) return dir;
+  }
+  throw new UsageError('cannot find the codexbox Dockerfile next to this installation', {
+    hint: 'Run codexbox build from a checkout of the codexbox repository.',
+  });
+}
+
+async function readExtraCa(path: string): Promise<Buffer> {
+  const pem = await readFile(path).catch(() => {
+    throw new UsageError(`cannot read the extra CA bundle ${path}`, {
+      hint: 'Pass a readable PEM file to --extra-ca.',
+    });
+  });
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new UsageError(`${path} holds no PEM certificate`, {
+      hint: 'Pass a PEM bundle (-----BEGIN CERTIFICATE-----) to --extra-ca.',
+    });
+  }
+  return pem;
+}
+
+// Builds the codexbox image from this checkout, with the extra CA added to the build context only.
+export async function buildImage(docker: DockerPort, options: BuildImageOptions = {}): Promise<string> {
+  const root = findProjectRoot();
+  const tag = options.tag ?? defaultImage;
+  const extraCa = options.extraCaFile ? await readExtraCa(options.extraCaFile) : undefined;
+  const context = tarFs.pack(root, {
+    entries: contextEntries.filter((entry) => existsSync(join(root, entry))),
+    ignore: (name) => name.includes(`${join('image', 'extra-ca')}/`) && !name.endsWith('README.md'),
+    finalize: !extraCa,
+    finish: (pack) => {
+      if (!extraCa) return;
+      pack.entry({ name: 'image/extra-ca/codexbox-extra-ca.crt', mode: 0o644 }, extraCa);
+      pack.finalize();
+    },
+  });
+  const buildArgs: Record<string, string> = { CODEX_VERSION: options.codexVersion ?? defaultCodexVersion };
+  if (options.baseImage) buildArgs.BASE_IMAGE = options.baseImage;
+  // tar-fs packs with streamx, which dockerode pipes like any Node stream.
+  await docker.buildImage(context as unknown as Readable, { tag, buildArgs }, options.progress ?? (() => {}));
+  return tag;
+}

@@ -1,0 +1,59 @@
+import type { Readable, Writable } from 'node:stream';
+
+// The narrow slice of Docker that codexbox uses, so the orchestrator can be tested against a fake.
+export interface ContainerSpec {
+  name: string;
+  image: string;
+  cmd: string[];
+  labels: Record<string, string>;
+  // Non-secret variables only: secrets travel as files in the CODEX_HOME volume.
+  env: string[];
+  binds: string[];
+  networkMode?: string;
+  workingDir?: string;
+  user?: string;
+  memoryBytes?: number;
+  stopTimeoutSeconds?: number;
+  tty?: boolean;
+  entrypoint?: string[];
+}
+
+export interface ImageInfo {
+  id: string;
+  labels: Record<string, string>;
+  sizeBytes: number;
+}
+
+export interface ResourceSummary {
+  name: string;
+  labels: Record<string, string>;
+}
+
+export interface ContainerExit {
+  exitCode: number;
+  oomKilled: boolean;
+}
+
+export type BuildProgress = (line: string) => void;
+
+export interface DockerPort {
+  ping(): Promise<void>;
+  inspectImage(name: string): Promise<ImageInfo | undefined>;
+  buildImage(
+    context: Readable,
+    options: { tag: string; buildArgs: Record<string, string> },
+    progress: BuildProgress,
+  ): Promise<void>;
+  createVolume(name: string, labels: Record<string, string>): Promise<void>;
+  removeVolume(name: string): Promise<void>;
+  listVolumes(labelFilter: string): Promise<ResourceSummary[]>;
+  createContainer(spec: ContainerSpec): Promise<string>;
+  putArchive(containerId: string, path: string, tar: Buffer): Promise<void>;
+  getArchive(containerId: string, path: string): Promise<Readable>;
+  startContainer(containerId: string): Promise<void>;
+  streamLogs(containerId: string, stdout: Writable, stderr: Writable): Promise<void>;
+  waitContainer(containerId: string): Promise<ContainerExit>;
+  stopContainer(containerId: string, graceSeconds: number): Promise<void>;
+  removeContainer(containerId: string): Promise<void>;
+  listContainers(labelFilter: string): Promise<ResourceSummary[]>;
+}
