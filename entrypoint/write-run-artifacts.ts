@@ -52,7 +52,7 @@ export async function copyRollouts(options: {
     const { size } = await lstat(source);
     if (copiedBytes + size > maxRolloutBytes) break;
     const target = join(options.artifactsDir, 'sessions', relative(sessions, source));
-    await mkdir(dirname(target), { recursive: true, mode: 0o755 });
+    await mkdirOwned(options.artifactsDir, relative(options.artifactsDir, dirname(target)), options.owner);
     await pipeline(
       createReadStream(source),
       options.redactor.createStream(),

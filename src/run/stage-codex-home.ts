@@ -1,0 +1,55 @@
+import { randomBytes } from 'node:crypto';
+import type { DockerPort } from '../docker/docker-port.js';
+import { runLabels } from '../docker/labels.js';
+import { type ArchiveOwner, buildCodexHomeArchive, type StagedFile } from './codex-home-archive.js';
+
+export const imageCodexHome = '/codex-home';
+export const imageCodexOwner: ArchiveOwner = { uid: 1000, gid: 1000 };
+
+export function newRunId(): string {
+  return `${new Date().toISOString().slice(0, 10).replaceAll('-', '')}-${randomBytes(5).toString('hex')}`;
+}
+
+export function volumeNameFor(runId: string): string {
+  return `codexbox-${runId}`;
+}
+
+export interface StageOptions {
+  runId: string;
+  image: string;
+  files: StagedFile[];
+  owner?: ArchiveOwner;
+}
+
+// Creates the run's CODEX_HOME volume and fills it through putArchive on a created, never started
+// container: no secret in any Env, Cmd, label or bind mount. Leaves nothing behind on failure.
+export async function stageCodexHome(docker: DockerPort, options: StageOptions): Promise<string> {
+  const volume = volumeNameFor(options.runId);
+  await docker.createVolume(volume, runLabels(options.runId, 'codex-home'));
+  let stager: string | undefined;
+  try {
+    stager = await docker.createContainer({
+      name: `codexbox-stage-${options.runId}`,
+      image: options.image,
+      entrypoint: ['/bin/true'],
+      cmd: [],
+      env: [],
+      labels: runLabels(options.runId, 'stager'),
+      binds: [`${volume}:${imageCodexHome}`],
+      networkMode: 'none',
+    });
+    await docker.putArchive(
+      stager,
+      imageCodexHome,
+      await buildCodexHomeArchive(options.files, options.owner ?? imageCodexOwner),
+    );
+    return volume;
+  } catch (error) {
+    if (stager) await docker.removeContainer(stager).catch(() => undefined);
+    stager = undefined;
+    await docker.removeVolume(volume).catch(() => undefined);
+    throw error;
+  } finally {
+    if (stager) await docker.removeContainer(stager);
+  }
+}

@@ -1,0 +1,58 @@
+import { existsSync } from 'node:fs';
+import { execa } from 'execa';
+import type { TestProject } from 'vitest/node';
+import { buildImage } from '../../src/docker/build-image.js';
+import { DockerodeAdapter } from '../../src/docker/dockerode-adapter.js';
+
+export interface IntegrationEnvironment {
+  available: boolean;
+  reason?: string;
+  image: string;
+  baseImage: string;
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    integration: IntegrationEnvironment;
+  }
+}
+
+const publicBase = 'node:22-bookworm-slim';
+const standInBase = 'codexbox-base:bookworm-slim-standin';
+
+// The real public base when this machine has it; otherwise a local stand-in (no registry here).
+async function chooseBaseImage(docker: DockerodeAdapter): Promise<string> {
+  if (process.env.CODEXBOX_TEST_BASE_IMAGE) return process.env.CODEXBOX_TEST_BASE_IMAGE;
+  if (await docker.inspectImage(publicBase)) return publicBase;
+  await execa('bash', ['scripts/make-base-image.sh', standInBase], { stdio: 'inherit' });
+  return standInBase;
+}
+
+// Builds the real image once for the whole integration project. With CI=true a missing Docker
+// engine is a failure, never a silent skip.
+export default async function setup(project: TestProject): Promise<void> {
+  const docker = new DockerodeAdapter();
+  const image = process.env.CODEXBOX_TEST_IMAGE ?? 'codexbox:test';
+  try {
+    await docker.ping();
+  } catch (error) {
+    if (process.env.CI) throw new Error(`CI=true but no Docker engine answers: ${(error as Error).message}`);
+    project.provide('integration', { available: false, reason: 'no Docker engine', image, baseImage: '' });
+    return;
+  }
+  const baseImage = await chooseBaseImage(docker);
+  const extraCa = process.env.CODEXBOX_TEST_EXTRA_CA ?? '/etc/ssl/certs/ca-certificates.crt';
+  const started = Date.now();
+  await buildImage(docker, {
+    tag: image,
+    baseImage,
+    extraCaFile: existsSync(extraCa) ? extraCa : undefined,
+    progress: (line) => {
+      if (/^Step \d+\/\d+/.test(line)) process.stderr.write(`[image] ${line.trim()}\n`);
+    },
+  });
+  process.stderr.write(
+    `[image] ${image} ready on ${baseImage} in ${Math.round((Date.now() - started) / 1000)} s\n`,
+  );
+  project.provide('integration', { available: true, image, baseImage });
+}

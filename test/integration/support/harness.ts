@@ -1,0 +1,86 @@
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa, type Result } from 'execa';
+import { afterAll, afterEach, inject } from 'vitest';
+import { DockerodeAdapter } from '../../../src/docker/dockerode-adapter.js';
+import type { StagedFile } from '../../../src/run/codex-home-archive.js';
+import { newRunId, stageCodexHome } from '../../../src/run/stage-codex-home.js';
+
+export const environment = inject('integration');
+export const docker = new DockerodeAdapter();
+export const testLabel = 'io.codexbox.test=integration';
+
+const createdVolumes: string[] = [];
+const createdContainers: string[] = [];
+const createdDirs: string[] = [];
+
+afterEach(async () => {
+  for (const name of createdContainers.splice(0))
+    await execa('docker', ['rm', '-f', name], { reject: false });
+  for (const name of createdVolumes.splice(0))
+    await execa('docker', ['volume', 'rm', '-f', name], { reject: false });
+});
+
+afterAll(async () => {
+  for (const dir of createdDirs.splice(0)) await rm(dir, { recursive: true, force: true });
+});
+
+// Artifacts land outside /tmp on purpose: the container's codex uid must be able to write there.
+export async function artifactsDir(): Promise<string> {
+  const dir = await mkdtemp('/var/tmp/codexbox-artifacts-');
+  createdDirs.push(dir);
+  return dir;
+}
+
+export async function stage(files: StagedFile[]): Promise<string> {
+  const volume = await stageCodexHome(docker, {
+    runId: `test-${newRunId()}`,
+    image: environment.image,
+    files,
+  });
+  createdVolumes.push(volume);
+  return volume;
+}
+
+export function containerName(): string {
+  const name = `codexbox-test-${newRunId()}`;
+  createdContainers.push(name);
+  return name;
+}
+
+export interface RunOptions {
+  volume?: string;
+  artifacts?: string;
+  env?: Record<string, string>;
+  name?: string;
+  extra?: string[];
+}
+
+// `docker run` as a user types it, on the host network so the loopback mocks are reachable.
+export function dockerRun(args: string[], options: RunOptions = {}) {
+  const flags = ['run', '--network', 'host', '--label', testLabel, '--name', options.name ?? containerName()];
+  if (options.volume) flags.push('-v', `${options.volume}:/codex-home`);
+  if (options.artifacts) flags.push('-v', `${options.artifacts}:/artifacts`);
+  for (const [key, value] of Object.entries({ NO_PROXY: '127.0.0.1,localhost', ...options.env }))
+    flags.push('-e', `${key}=${value}`);
+  flags.push(...(options.extra ?? []), environment.image, ...args);
+  return execa('docker', flags, { reject: false, timeout: 120_000, stdin: 'ignore' });
+}
+
+export function output(result: Result): string {
+  return `${result.stdout}\n${result.stderr}`;
+}
+
+export async function readTree(dir: string): Promise<string> {
+  let text = '';
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile())
+      text += `\n--- ${entry.name}\n${await readFile(join(entry.parentPath, entry.name), 'utf8')}`;
+  }
+  return text;
+}
+
+export async function inspectJson(...names: string[]): Promise<string> {
+  const result = await execa('docker', ['inspect', ...names], { reject: false });
+  return result.stdout;
+}
