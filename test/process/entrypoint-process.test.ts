@@ -1,0 +1,133 @@
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterEach, describe, expect, it } from 'vitest';
+import { chatgptAuthJson, findLeaks, makeCanaries } from '../support/canary.js';
+
+const bundle = join(import.meta.dirname, '../../dist/image/codexbox-entrypoint.mjs');
+const fakeBin = join(import.meta.dirname, 'fixtures/bin');
+const homes: string[] = [];
+
+afterEach(async () => {
+  for (const dir of homes.splice(0)) await rm(dir, { recursive: true, force: true });
+});
+
+async function setUp(auth: Record<string, unknown>) {
+  // Codex refuses CODEX_HOME under /tmp, and so does the entrypoint; the run user must reach it.
+  const root = await mkdtemp('/var/lib/codexbox-process-test-');
+  homes.push(root);
+  await chmod(root, 0o755);
+  const codexHome = join(root, 'home');
+  const artifacts = join(root, 'artifacts');
+  await execa('mkdir', ['-p', codexHome, artifacts]);
+  await writeFile(join(codexHome, 'auth.json'), JSON.stringify(auth), { mode: 0o644 });
+  return { codexHome, artifacts };
+}
+
+function startEntrypoint(args: string[], paths: { codexHome: string; artifacts: string }, env: Record<string, string> = {}) {
+  return execa('node', [bundle, ...args], {
+    reject: false,
+    extendEnv: false,
+    env: {
+      PATH: `${fakeBin}:/usr/bin:/bin`,
+      CODEX_HOME: paths.codexHome,
+      CODEXBOX_ARTIFACTS_DIR: paths.artifacts,
+      CODEXBOX_RUN_USER: 'nobody',
+      CODEXBOX_PASS_ENV: 'FAKE_CODEX_MODE,FAKE_CODEX_CODE',
+      ...env,
+    },
+  });
+}
+
+async function metadataOf(paths: { artifacts: string }) {
+  return JSON.parse(await readFile(join(paths.artifacts, 'auth-metadata.json'), 'utf8'));
+}
+
+const ready = (run: ReturnType<typeof startEntrypoint>) =>
+  new Promise<void>((resolve) => run.stdout!.on('data', (chunk: Buffer) => chunk.includes('ready') && resolve()));
+
+describe.skipIf(process.getuid?.() !== 0)('the entrypoint as a real process', () => {
+  it("passes codex's own exit code through and records who decided it", async () => {
+    const paths = await setUp(chatgptAuthJson(makeCanaries()));
+    const run = await startEntrypoint(['exec', 'x'], paths, { FAKE_CODEX_MODE: 'exit-with', FAKE_CODEX_CODE: '42' });
+    expect(run.exitCode).toBe(42);
+    expect((await metadataOf(paths)).outcome).toEqual({ source: 'child', exitCode: 42, kind: 'exited' });
+  });
+
+  it('forwards SIGTERM; a codex that handles it exits with its own code', async () => {
+    const paths = await setUp(chatgptAuthJson(makeCanaries()));
+    const run = startEntrypoint(['exec', 'x'], paths, { FAKE_CODEX_MODE: 'trap-term' });
+    await ready(run);
+    run.kill('SIGTERM');
+    const result = await run;
+    expect(result.stdout).toContain('got-term');
+    expect(result.exitCode).toBe(7);
+  });
+
+  it.each([
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+    ['SIGHUP', 129],
+    ['SIGQUIT', 131],
+  ] as const)('a codex killed by %s makes the entrypoint exit %i', async (signal, code) => {
+    const paths = await setUp(chatgptAuthJson(makeCanaries()));
+    const run = startEntrypoint(['codex', 'exec'], paths, { FAKE_CODEX_MODE: 'sleep' });
+    await ready(run);
+    run.kill(signal);
+    expect((await run).exitCode).toBe(code);
+    expect((await metadataOf(paths)).outcome).toEqual({ source: 'child', exitCode: code, kind: 'signaled' });
+  });
+
+  it('gives codex an allow-listed environment, its own user, and umask 077', async () => {
+    const canaries = makeCanaries();
+    const paths = await setUp(chatgptAuthJson(canaries));
+    const env = {
+      FAKE_CODEX_MODE: 'print-env',
+      OPENAI_API_KEY: canaries.apiKey,
+      CODEX_API_KEY: canaries.apiKey,
+      CODEX_ACCESS_TOKEN: canaries.accessToken,
+      UNRELATED_SECRET: 'not-for-codex',
+      HTTPS_PROXY: 'http://proxy.invalid:3128',
+    };
+    const run = await startEntrypoint(['exec'], paths, env);
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stdout).toContain(`CODEX_HOME=${paths.codexHome}`);
+    expect(run.stdout).toContain('HTTPS_PROXY=http://proxy.invalid:3128');
+    expect(run.stdout).toMatch(/^USER=nobody$/m);
+    expect(run.stdout).toMatch(/^65534$/m);
+    expect(run.stdout).not.toContain('UNRELATED_SECRET');
+    expect(run.stdout).not.toMatch(/^(OPENAI_API_KEY|CODEX_API_KEY|CODEX_ACCESS_TOKEN)=/m);
+    const umask = await startEntrypoint(['exec'], paths, { FAKE_CODEX_MODE: 'umask' });
+    expect(umask.stdout.trim()).toBe('0077');
+  });
+
+  it('redacts registered tokens from what codex prints when output is not a TTY', async () => {
+    const canaries = makeCanaries();
+    const paths = await setUp(chatgptAuthJson(canaries));
+    const run = await startEntrypoint(['exec'], paths, { FAKE_CODEX_MODE: 'print-token' });
+    expect(run.stdout).toContain('[REDACTED]');
+    expect(findLeaks(run.stdout + run.stderr, canaries.all)).toEqual([]);
+  });
+
+  it('fixes the mode of auth.json to 0600 and hands CODEX_HOME to the run user', async () => {
+    const paths = await setUp(chatgptAuthJson(makeCanaries()));
+    await startEntrypoint(['exec'], paths, { FAKE_CODEX_MODE: 'exit-with', FAKE_CODEX_CODE: '0' });
+    const stat = await execa('stat', ['-c', '%a %U', paths.codexHome, join(paths.codexHome, 'auth.json')]);
+    expect(stat.stdout).toBe('700 nobody\n600 nobody');
+  });
+
+  it('answers 127 when codex is missing and runs other commands as given', async () => {
+    const paths = await setUp(chatgptAuthJson(makeCanaries()));
+    const missing = await startEntrypoint(['exec'], paths, { PATH: '/usr/bin:/bin' });
+    expect(missing.exitCode).toBe(127);
+    const passthrough = await startEntrypoint(['sh', '-c', 'exit 3'], paths);
+    expect(passthrough.exitCode).toBe(3);
+  });
+
+  it('refuses a CODEX_HOME under /tmp with exit 78', async () => {
+    const paths = await setUp(chatgptAuthJson(makeCanaries()));
+    const run = await startEntrypoint(['exec'], { ...paths, codexHome: '/tmp/codex-home' });
+    expect(run.exitCode).toBe(78);
+    expect(run.stderr).toContain('is under /tmp');
+  });
+});

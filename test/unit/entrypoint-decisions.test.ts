@@ -1,0 +1,98 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { buildChildEnv } from '../../entrypoint/child-env.js';
+import { classifyInvocation } from '../../entrypoint/command-line.js';
+import { readEntrypointConfig } from '../../entrypoint/config.js';
+import { exitCodeOf } from '../../entrypoint/supervise.js';
+import { codexboxVersion } from '../../src/common/version.js';
+
+describe('classifyInvocation', () => {
+  it.each([
+    [[], { kind: 'codex', args: [] }],
+    [['codex', '--version'], { kind: 'codex', args: ['--version'] }],
+    [['exec', 'do it'], { kind: 'codex', args: ['exec', 'do it'] }],
+    [['--help'], { kind: 'codex', args: ['--help'] }],
+    [['login', 'status'], { kind: 'codex', args: ['login', 'status'] }],
+    [['sleep', 'infinity'], { kind: 'passthrough', command: 'sleep', args: ['infinity'] }],
+    [['bash'], { kind: 'passthrough', command: 'bash', args: [] }],
+  ])('%j → %j', (argv, expected) => {
+    expect(classifyInvocation(argv)).toEqual(expected);
+  });
+});
+
+describe('buildChildEnv', () => {
+  const user = { name: 'codex', uid: 1000, gid: 1000, home: '/home/codex' };
+
+  it('passes the allow-list and named extras, never credentials', () => {
+    const env = buildChildEnv(
+      {
+        PATH: '/bin',
+        LANG: 'C.UTF-8',
+        LC_ALL: 'C',
+        HTTPS_PROXY: 'http://p:1',
+        OPENAI_API_KEY: 'sk-x',
+        CODEX_API_KEY: 'sk-y',
+        CODEX_AUTH_JSON: '{}',
+        CORP_KEY: 'provider-key',
+        RANDOM: 'no',
+        HOME: '/root',
+      },
+      { codexHome: '/codex-home', user, passEnv: ['CORP_KEY', 'OPENAI_API_KEY'] },
+    );
+    expect(env).toEqual({
+      PATH: '/bin',
+      LANG: 'C.UTF-8',
+      LC_ALL: 'C',
+      HTTPS_PROXY: 'http://p:1',
+      CORP_KEY: 'provider-key',
+      HOME: '/home/codex',
+      USER: 'codex',
+      LOGNAME: 'codex',
+      CODEX_HOME: '/codex-home',
+    });
+  });
+});
+
+describe('readEntrypointConfig', () => {
+  it('has defaults that match the image contract', () => {
+    expect(readEntrypointConfig({})).toMatchObject({
+      codexHome: '/codex-home',
+      artifactsDir: '/artifacts',
+      runUser: 'codex',
+      refreshMarginMs: 600_000,
+      stdio: 'auto',
+      secretsDir: '/run/secrets',
+      metadata: true,
+    });
+  });
+
+  it.each([
+    [{ CODEX_HOME: '/tmp/home' }, 'under /tmp'],
+    [{ CODEX_HOME: '/var/tmp' }, 'under /var/tmp'],
+    [{ CODEXBOX_STDIO: 'tty' }, 'CODEXBOX_STDIO must be'],
+    [{ CODEXBOX_PASS_ENV: 'GOOD,bad name' }, 'CODEXBOX_PASS_ENV must be'],
+    [{ CODEXBOX_REFRESH_MARGIN: 'soon' }, 'CODEXBOX_REFRESH_MARGIN takes a duration'],
+  ])('rejects %j with exit 78', (env, message) => {
+    expect(() => readEntrypointConfig(env)).toThrow(message);
+    expect(() => readEntrypointConfig(env)).toThrow(expect.objectContaining({ exitCode: 78 }));
+  });
+});
+
+describe('exitCodeOf', () => {
+  it.each([
+    [{ exitCode: 0 }, { kind: 'exited', exitCode: 0 }],
+    [{ exitCode: 3 }, { kind: 'exited', exitCode: 3 }],
+    [{ signal: 'SIGTERM' }, { kind: 'signaled', exitCode: 143, signal: 'SIGTERM' }],
+    [{ signal: 'SIGKILL' }, { kind: 'signaled', exitCode: 137, signal: 'SIGKILL' }],
+    [{ code: 'ENOENT' }, { kind: 'not-found', exitCode: 127 }],
+    [{ code: 'EACCES' }, { kind: 'not-executable', exitCode: 126 }],
+  ])('%j → %j', (result, expected) => {
+    expect(exitCodeOf(result)).toEqual(expected);
+  });
+});
+
+describe('version', () => {
+  it('matches package.json', () => {
+    expect(codexboxVersion).toBe(JSON.parse(readFileSync('package.json', 'utf8')).version);
+  });
+});
