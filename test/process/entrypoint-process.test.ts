@@ -24,7 +24,11 @@ async function setUp(auth: Record<string, unknown>) {
   return { codexHome, artifacts };
 }
 
-function startEntrypoint(args: string[], paths: { codexHome: string; artifacts: string }, env: Record<string, string> = {}) {
+function startEntrypoint(
+  args: string[],
+  paths: { codexHome: string; artifacts: string },
+  env: Record<string, string> = {},
+) {
   return execa('node', [bundle, ...args], {
     reject: false,
     extendEnv: false,
@@ -44,12 +48,17 @@ async function metadataOf(paths: { artifacts: string }) {
 }
 
 const ready = (run: ReturnType<typeof startEntrypoint>) =>
-  new Promise<void>((resolve) => run.stdout!.on('data', (chunk: Buffer) => chunk.includes('ready') && resolve()));
+  new Promise<void>((resolve) =>
+    run.stdout!.on('data', (chunk: Buffer) => chunk.includes('ready') && resolve()),
+  );
 
 describe.skipIf(process.getuid?.() !== 0)('the entrypoint as a real process', () => {
   it("passes codex's own exit code through and records who decided it", async () => {
     const paths = await setUp(chatgptAuthJson(makeCanaries()));
-    const run = await startEntrypoint(['exec', 'x'], paths, { FAKE_CODEX_MODE: 'exit-with', FAKE_CODEX_CODE: '42' });
+    const run = await startEntrypoint(['exec', 'x'], paths, {
+      FAKE_CODEX_MODE: 'exit-with',
+      FAKE_CODEX_CODE: '42',
+    });
     expect(run.exitCode).toBe(42);
     expect((await metadataOf(paths)).outcome).toEqual({ source: 'child', exitCode: 42, kind: 'exited' });
   });
