@@ -37,8 +37,9 @@ export async function extractUntrustedArchive(
   const refused = new Set<string>();
   let entries = 0;
   await mkdir(target, { recursive: true, mode: 0o755 });
+  // `chown: false` (missing from @types/tar-fs): never take ownership from the archive, even as root.
   const extract = tarFs.extract(target, {
-    chown: false,
+    ...({ chown: false } as object),
     dmode: 0o755,
     fmode: 0o644,
     map: (header) => {
