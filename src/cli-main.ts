@@ -1,3 +1,4 @@
+import type { Writable } from 'node:stream';
 import { authStatusCommand } from './commands/auth-status.js';
 import type { Command, CommandContext } from './commands/command.js';
 import { formatError, isCodexboxError } from './common/errors.js';
@@ -33,6 +34,8 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
   stdout: (text: string) => void;
   stderr: (text: string) => void;
+  stdoutStream?: Writable;
+  stderrStream?: Writable;
   now?: () => Date;
 }
 
@@ -62,6 +65,8 @@ export async function runCli(args: string[], io: CliIo): Promise<number> {
     redactor,
     stdout,
     stderr,
+    stdoutStream: io.stdoutStream ?? process.stdout,
+    stderrStream: io.stderrStream ?? process.stderr,
     now: io.now ?? (() => new Date()),
   };
   try {

@@ -1,3 +1,4 @@
+import type { Writable } from 'node:stream';
 import type { Redactor } from '../common/redactor.js';
 
 // What every command gets from the CLI: its arguments, the environment, and redacted output.
@@ -7,6 +8,9 @@ export interface CommandContext {
   redactor: Redactor;
   stdout: (text: string) => void;
   stderr: (text: string) => void;
+  // For output that is already redacted as a stream (a container's log).
+  stdoutStream: Writable;
+  stderrStream: Writable;
   now: () => Date;
 }
 

@@ -94,6 +94,11 @@ export class ReloginRequiredError extends CodexboxError {
   readonly exitCode = ExitCode.permissionDenied;
 }
 
+export class CredentialTooShortError extends CodexboxError {
+  readonly code = 'ERR_CREDENTIAL_TOO_SHORT';
+  readonly exitCode = ExitCode.permissionDenied;
+}
+
 export class PermissionDeniedError extends CodexboxError {
   readonly code = 'ERR_PERMISSION_DENIED';
   readonly exitCode = ExitCode.permissionDenied;

@@ -34,10 +34,13 @@ export function lockPathFor(authPath: string): string {
   return `${authPath}.codexbox-lock`;
 }
 
-async function acquireLock(
-  authPath: string,
-  timeoutMs: number,
-): Promise<{ release: () => Promise<void>; compromised: () => boolean }> {
+export interface AuthLock {
+  release: () => Promise<void>;
+  compromised: () => boolean;
+}
+
+// The family's cross-process lock, beside auth.json. Holders that die are detected as stale.
+export async function acquireAuthLock(authPath: string, timeoutMs: number): Promise<AuthLock> {
   let compromised = false;
   try {
     const release = await lockfile.lock(authPath, {
@@ -71,49 +74,58 @@ async function acquireLock(
   }
 }
 
-// The single writer of one token family: under a cross-process lock, re-read the file, adopt a pair
-// another process already refreshed, or refresh and write back atomically. Refresh tokens are
-// single-use upstream, so two refreshers of one family would log the user out.
-export async function refreshUnderLock(
+// The refresh itself, for a caller that already holds the family's lock (a run that keeps it for
+// its whole duration): re-read, adopt a newer pair, or refresh and write back atomically.
+export async function refreshHoldingLock(
   authPath: string,
+  lock: AuthLock,
   options: RefreshUnderLockOptions,
 ): Promise<RefreshUnderLockResult> {
   const now = options.now ?? (() => new Date());
   const refresh =
     options.refresh ??
     ((token: Secret) => refreshTokens(token, { redactor: options.redactor, ...options.refreshClient }));
-  const lock = await acquireLock(authPath, options.lockTimeoutMs ?? 120_000);
+  const file = await readCredentialFile(authPath);
+  const current = AuthDocument.parse(file.text, { origin: authPath, redactor: options.redactor });
+  if (!needsRefresh(current.mode, now(), options.marginMs)) {
+    const adopted = options.seen !== undefined && options.seen.serialize() !== current.serialize();
+    return {
+      document: current,
+      previous: current,
+      outcome: adopted ? 'adopted' : 'not-needed',
+      refreshAttempts: 0,
+    };
+  }
+  if (current.mode.kind !== 'chatgpt' || !canRefresh(current.mode)) {
+    throw new ReloginRequiredError(
+      `the access token in ${authPath} has expired and there is no refresh token`,
+      {
+        hint: 'Log in again with `codex login`, or stage a credential that lives longer than the run.',
+      },
+    );
+  }
+  const result = await refresh(current.mode.tokens.refreshToken);
+  const refreshed = current.withRefreshedTokens(result, now());
+  if (lock.compromised()) {
+    throw new LockTimeoutError(`the lock on ${authPath} was lost during the refresh`, {
+      hint: 'The rotated tokens were not written; log in again with `codex login` if the next run fails.',
+    });
+  }
+  const { mode, uid, gid } = await stat(authPath);
+  const owner = process.getuid?.() === 0 ? { uid, gid } : undefined;
+  await writeFileAtomic(authPath, refreshed.serialize(), { mode: mode & 0o700, owner });
+  return { document: refreshed, previous: current, outcome: 'refreshed', refreshAttempts: result.attempts };
+}
+
+// The single writer of one token family: refresh tokens are single-use upstream, so two refreshers
+// of one family would log the user out.
+export async function refreshUnderLock(
+  authPath: string,
+  options: RefreshUnderLockOptions,
+): Promise<RefreshUnderLockResult> {
+  const lock = await acquireAuthLock(authPath, options.lockTimeoutMs ?? 120_000);
   try {
-    const file = await readCredentialFile(authPath);
-    const current = AuthDocument.parse(file.text, { origin: authPath, redactor: options.redactor });
-    if (!needsRefresh(current.mode, now(), options.marginMs)) {
-      const adopted = options.seen !== undefined && options.seen.serialize() !== current.serialize();
-      return {
-        document: current,
-        previous: current,
-        outcome: adopted ? 'adopted' : 'not-needed',
-        refreshAttempts: 0,
-      };
-    }
-    if (current.mode.kind !== 'chatgpt' || !canRefresh(current.mode)) {
-      throw new ReloginRequiredError(
-        `the access token in ${authPath} has expired and there is no refresh token`,
-        {
-          hint: 'Log in again with `codex login`, or stage a credential that lives longer than the run.',
-        },
-      );
-    }
-    const result = await refresh(current.mode.tokens.refreshToken);
-    const refreshed = current.withRefreshedTokens(result, now());
-    if (lock.compromised()) {
-      throw new LockTimeoutError(`the lock on ${authPath} was lost during the refresh`, {
-        hint: 'The rotated tokens were not written; log in again with `codex login` if the next run fails.',
-      });
-    }
-    const { mode, uid, gid } = await stat(authPath);
-    const owner = process.getuid?.() === 0 ? { uid, gid } : undefined;
-    await writeFileAtomic(authPath, refreshed.serialize(), { mode: mode & 0o700, owner });
-    return { document: refreshed, previous: current, outcome: 'refreshed', refreshAttempts: result.attempts };
+    return await refreshHoldingLock(authPath, lock, options);
   } finally {
     await lock.release().catch(() => undefined);
   }

@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -19,21 +19,25 @@ async function setUp(auth: Record<string, unknown>) {
   await chmod(root, 0o755);
   const codexHome = join(root, 'home');
   const artifacts = join(root, 'artifacts');
-  await execa('mkdir', ['-p', codexHome, artifacts]);
+  const bin = join(root, 'bin');
+  await execa('mkdir', ['-p', codexHome, artifacts, bin]);
+  // The run user must be able to execute it, wherever this checkout lives.
+  await copyFile(join(fakeBin, 'codex'), join(bin, 'codex'));
+  await chmod(join(bin, 'codex'), 0o755);
   await writeFile(join(codexHome, 'auth.json'), JSON.stringify(auth), { mode: 0o644 });
-  return { codexHome, artifacts };
+  return { codexHome, artifacts, bin };
 }
 
 function startEntrypoint(
   args: string[],
-  paths: { codexHome: string; artifacts: string },
+  paths: { codexHome: string; artifacts: string; bin: string },
   env: Record<string, string> = {},
 ) {
   return execa('node', [bundle, ...args], {
     reject: false,
     extendEnv: false,
     env: {
-      PATH: `${fakeBin}:/usr/bin:/bin`,
+      PATH: `${paths.bin}:/usr/bin:/bin`,
       CODEX_HOME: paths.codexHome,
       CODEXBOX_ARTIFACTS_DIR: paths.artifacts,
       CODEXBOX_RUN_USER: 'nobody',
@@ -47,10 +51,12 @@ async function metadataOf(paths: { artifacts: string }) {
   return JSON.parse(await readFile(join(paths.artifacts, 'auth-metadata.json'), 'utf8'));
 }
 
+// Resolves once the fake codex says it is running; fails fast if the entrypoint exits first.
 const ready = (run: ReturnType<typeof startEntrypoint>) =>
-  new Promise<void>((resolve) =>
-    run.stdout!.on('data', (chunk: Buffer) => chunk.includes('ready') && resolve()),
-  );
+  new Promise<void>((resolve, reject) => {
+    run.stdout!.on('data', (chunk: Buffer) => chunk.includes('ready') && resolve());
+    run.then((result) => reject(new Error(`exited ${result.exitCode} before ready: ${result.stderr}`)));
+  });
 
 describe.skipIf(process.getuid?.() !== 0)('the entrypoint as a real process', () => {
   it("passes codex's own exit code through and records who decided it", async () => {
