@@ -1,12 +1,26 @@
 import type { Writable } from 'node:stream';
 import { authStatusCommand } from './commands/auth-status.js';
+import { buildCommand } from './commands/build.js';
+import { cleanCommand } from './commands/clean.js';
 import type { Command, CommandContext } from './commands/command.js';
+import { demoCommand } from './commands/demo.js';
+import { runCommand } from './commands/run.js';
+import { stageCommand } from './commands/stage.js';
+import { unstageCommand } from './commands/unstage.js';
 import { formatError, isCodexboxError } from './common/errors.js';
 import { ExitCode } from './common/exit-codes.js';
 import { Redactor } from './common/redactor.js';
 import { codexboxVersion as version } from './common/version.js';
 
-export const commands: Command[] = [authStatusCommand];
+export const commands: Command[] = [
+  runCommand,
+  demoCommand,
+  stageCommand,
+  unstageCommand,
+  authStatusCommand,
+  cleanCommand,
+  buildCommand,
+];
 
 function usage(): string {
   const width = Math.max(...commands.map((command) => command.name.length));

@@ -19,13 +19,15 @@ export interface StageOptions {
   image: string;
   files: StagedFile[];
   owner?: ArchiveOwner;
+  // Made by `codexbox stage` for a caller that starts containers itself: kept until unstaged.
+  staged?: boolean;
 }
 
 // Creates the run's CODEX_HOME volume and fills it through putArchive on a created, never started
 // container: no secret in any Env, Cmd, label or bind mount. Leaves nothing behind on failure.
 export async function stageCodexHome(docker: DockerPort, options: StageOptions): Promise<string> {
   const volume = volumeNameFor(options.runId);
-  await docker.createVolume(volume, runLabels(options.runId, 'codex-home'));
+  await docker.createVolume(volume, runLabels(options.runId, 'codex-home', { staged: options.staged }));
   let stager: string | undefined;
   try {
     stager = await docker.createContainer({
