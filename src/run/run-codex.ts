@@ -138,7 +138,13 @@ export async function runCodex(options: RunCodexOptions, deps: RunCodexDeps): Pr
         deps.log('refreshed the access token on the host before staging');
       if (staged.dropped.length > 0)
         deps.log(`config.toml: dropped ${staged.dropped.map((d) => d.key).join(', ')}`);
-      result.volume = await stageCodexHome(docker, { runId, image: options.image, files: staged.files });
+      result.volume = await stageCodexHome(docker, {
+        runId,
+        image: options.image,
+        files: staged.files,
+        onCleanupFailure: (step, error) =>
+          deps.log(`warning: could not ${step}: ${(error as Error).message}`),
+      });
       const volume = result.volume;
       if (!options.keep) cleanup.defer(`remove volume ${volume}`, () => docker.removeVolume(volume));
       else deps.log(`keeping volume ${volume} (--keep)`);
@@ -188,7 +194,9 @@ export async function runCodex(options: RunCodexOptions, deps: RunCodexDeps): Pr
     await docker.startContainer(container);
     const logsDone = docker.streamLogs(container, stdoutStream, stderrStream);
     const exit = await docker.waitContainer(container);
-    await logsDone.catch(() => undefined);
+    await logsDone.catch((error) =>
+      deps.log(`warning: the container log stream broke: ${(error as Error).message}`),
+    );
     stdoutStream.end();
     stderrStream.end();
     result.exitCode = exit.exitCode;

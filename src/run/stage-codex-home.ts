@@ -21,6 +21,8 @@ export interface StageOptions {
   owner?: ArchiveOwner;
   // Made by `codexbox stage` for a caller that starts containers itself: kept until unstaged.
   staged?: boolean;
+  // A stager that cannot be removed is labelled, so `codexbox clean` finds it; the staging stands.
+  onCleanupFailure?: (step: string, error: unknown) => void;
 }
 
 // Creates the run's CODEX_HOME volume and fills it through putArchive on a created, never started
@@ -52,6 +54,10 @@ export async function stageCodexHome(docker: DockerPort, options: StageOptions):
     await docker.removeVolume(volume).catch(() => undefined);
     throw error;
   } finally {
-    if (stager) await docker.removeContainer(stager);
+    if (stager) {
+      await docker
+        .removeContainer(stager)
+        .catch((error) => options.onCleanupFailure?.('remove the staging container', error));
+    }
   }
 }

@@ -1,0 +1,114 @@
+import { PassThrough, Readable, type Writable } from 'node:stream';
+import { pack } from 'tar-stream';
+import { DockerOperationError } from '../../src/common/errors.js';
+import type { ContainerSpec, DockerPort, ResourceSummary } from '../../src/docker/docker-port.js';
+
+export interface RecordedCall {
+  method: keyof DockerPort;
+  args: unknown[];
+}
+
+// A recording stand-in for Docker: resources live in maps, and any method can be told to fail.
+export class FakeDocker implements DockerPort {
+  readonly calls: RecordedCall[] = [];
+  readonly volumes = new Map<string, Record<string, string>>();
+  readonly containers = new Map<string, { spec: ContainerSpec; archives: { path: string; tar: Buffer }[] }>();
+  readonly images = new Set<string>(['codexbox:local']);
+  exitCode = 0;
+  logLines = ['codex says hi\n'];
+  failOn?: keyof DockerPort;
+  #ids = 0;
+
+  #record(method: keyof DockerPort, ...args: unknown[]): void {
+    this.calls.push({ method, args });
+    if (this.failOn === method) {
+      throw new DockerOperationError(`injected failure in ${method}`, { hint: 'test' });
+    }
+  }
+
+  async ping() {
+    this.#record('ping');
+  }
+
+  async inspectImage(name: string) {
+    this.#record('inspectImage', name);
+    return this.images.has(name) ? { id: 'sha256:fake', labels: {}, sizeBytes: 1 } : undefined;
+  }
+
+  async buildImage() {
+    this.#record('buildImage');
+  }
+
+  async createVolume(name: string, labels: Record<string, string>) {
+    this.#record('createVolume', name);
+    this.volumes.set(name, labels);
+  }
+
+  async removeVolume(name: string) {
+    this.#record('removeVolume', name);
+    this.volumes.delete(name);
+  }
+
+  async listVolumes(): Promise<ResourceSummary[]> {
+    this.#record('listVolumes');
+    return [...this.volumes].map(([name, labels]) => ({ name, labels }));
+  }
+
+  async createContainer(spec: ContainerSpec) {
+    this.#record('createContainer', spec);
+    const id = `container-${++this.#ids}`;
+    this.containers.set(id, { spec, archives: [] });
+    return id;
+  }
+
+  async putArchive(id: string, path: string, tar: Buffer) {
+    this.#record('putArchive', id, path);
+    this.containers.get(id)?.archives.push({ path, tar });
+  }
+
+  async getArchive(id: string, path: string): Promise<Readable> {
+    this.#record('getArchive', id, path);
+    const archive = pack();
+    archive.entry({ name: 'artifacts', type: 'directory' });
+    archive.entry({ name: 'artifacts/auth-metadata.json' }, '{"fake":true}\n');
+    archive.finalize();
+    return Readable.from(archive as AsyncIterable<Buffer>);
+  }
+
+  async startContainer(id: string) {
+    this.#record('startContainer', id);
+  }
+
+  async streamLogs(id: string, stdout: Writable) {
+    this.#record('streamLogs', id);
+    for (const line of this.logLines) stdout.write(line);
+  }
+
+  async waitContainer(id: string) {
+    this.#record('waitContainer', id);
+    return { exitCode: this.exitCode, oomKilled: false };
+  }
+
+  async stopContainer(id: string) {
+    this.#record('stopContainer', id);
+  }
+
+  async removeContainer(id: string) {
+    this.#record('removeContainer', id);
+    this.containers.delete(id);
+  }
+
+  async listContainers(): Promise<ResourceSummary[]> {
+    this.#record('listContainers');
+    return [...this.containers].map(([name, { spec }]) => ({ name, labels: spec.labels }));
+  }
+}
+
+export function collector(): { stream: PassThrough; text: () => string } {
+  const stream = new PassThrough();
+  let text = '';
+  stream.on('data', (chunk: Buffer) => {
+    text += chunk.toString();
+  });
+  return { stream, text: () => text };
+}

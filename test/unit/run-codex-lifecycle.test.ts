@@ -1,0 +1,209 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { extract } from 'tar-stream';
+import { describe, expect, it } from 'vitest';
+import { Redactor } from '../../src/common/redactor.js';
+import type { DockerPort } from '../../src/docker/docker-port.js';
+import { passThroughEnv, runCodex } from '../../src/run/run-codex.js';
+import { chatgptAuthJson, findLeaks, makeCanaries } from '../support/canary.js';
+import { collector, FakeDocker } from '../support/fake-docker.js';
+import { useTempDirs } from '../support/temp-dir.js';
+
+const tempDir = useTempDirs();
+
+async function setUp(canaries = makeCanaries()) {
+  const codexHome = await tempDir();
+  await writeFile(join(codexHome, 'auth.json'), JSON.stringify(chatgptAuthJson(canaries)), { mode: 0o600 });
+  await writeFile(join(codexHome, 'config.toml'), 'model = "gpt-5.5"\nnotify = ["/usr/bin/notify"]\n');
+  const docker = new FakeDocker();
+  const stdout = collector();
+  const stderr = collector();
+  const logs: string[] = [];
+  const run = () =>
+    runCodex(
+      {
+        image: 'codexbox:local',
+        codexArgs: ['exec', 'hello'],
+        codexHome,
+        artifactsDir: join(codexHome, 'artifacts'),
+        maxRunMs: 600_000,
+        passEnv: [],
+        keep: false,
+        stageRefreshToken: false,
+      },
+      {
+        docker,
+        redactor: new Redactor(),
+        env: {},
+        stdout: stdout.stream,
+        stderr: stderr.stream,
+        log: (l) => logs.push(l),
+        now: () => new Date(),
+      },
+    );
+  return { codexHome, docker, stdout, stderr, logs, run, canaries };
+}
+
+async function filesIn(tar: Buffer): Promise<Record<string, { content: string; mode: number; uid: number }>> {
+  const entries = extract();
+  const files: Record<string, { content: string; mode: number; uid: number }> = {};
+  const done = (async () => {
+    for await (const entry of entries) {
+      let content = '';
+      for await (const chunk of entry) content += (chunk as Buffer).toString();
+      if (entry.header.type === 'file')
+        files[entry.header.name] = { content, mode: entry.header.mode!, uid: entry.header.uid! };
+    }
+  })();
+  entries.end(tar);
+  await done;
+  return files;
+}
+
+describe('runCodex against a recording fake Docker', () => {
+  it('stages minimized files through putArchive, runs, collects artifacts, and removes everything', async () => {
+    const { docker, run, stdout, codexHome, canaries } = await setUp();
+    const result = await run();
+    expect(result.exitCode).toBe(0);
+    expect(result.outcome).toEqual({ source: 'child', kind: 'exited' });
+    expect(docker.volumes.size).toBe(0);
+    expect(docker.containers.size).toBe(0);
+    expect(stdout.text()).toBe('codex says hi\n');
+    expect(await readFile(join(codexHome, 'artifacts', 'auth-metadata.json'), 'utf8')).toBe(
+      '{"fake":true}\n',
+    );
+    expect(await readFile(join(codexHome, 'artifacts', 'codex.log'), 'utf8')).toBe('codex says hi\n');
+
+    const put = docker.calls.find((call) => call.method === 'putArchive')!;
+    expect(put.args[1]).toBe('/codex-home');
+    const stager = docker.calls.find((call) => call.method === 'createContainer')!.args[0] as {
+      env: string[];
+      cmd: string[];
+    };
+    expect(stager.env).toEqual([]);
+    const tar = (docker as unknown as { calls: { method: string; args: unknown[] }[] }).calls;
+    expect(tar.filter((call) => call.method === 'putArchive')).toHaveLength(1);
+    const runSpec = docker.calls.filter((call) => call.method === 'createContainer')[1]!.args[0] as {
+      env: string[];
+      cmd: string[];
+      labels: object;
+    };
+    expect(runSpec.cmd).toEqual(['codex', 'exec', 'hello']);
+    expect(
+      findLeaks(
+        JSON.stringify(docker.calls.map((call) => call.args.filter((arg) => !Buffer.isBuffer(arg)))),
+        canaries.all,
+      ),
+    ).toEqual([]);
+  });
+
+  it('stages auth.json without the refresh token, and config.toml sanitized, all 0600 and owned by uid 1000', async () => {
+    const { docker, run, canaries } = await setUp();
+    const archives: Buffer[] = [];
+    const original = docker.putArchive.bind(docker);
+    docker.putArchive = async (id, path, tar) => {
+      archives.push(tar);
+      return original(id, path, tar);
+    };
+    await run();
+    const files = await filesIn(archives[0]!);
+    expect(Object.keys(files).sort()).toEqual(['auth.json', 'config.toml']);
+    const auth = JSON.parse(files['auth.json']!.content);
+    expect(auth.tokens.refresh_token).toBe('');
+    expect(auth.tokens.access_token).toBe(canaries.accessToken);
+    expect(files['config.toml']!.content).not.toContain('notify');
+    expect(files['config.toml']!.content).toContain('cli_auth_credentials_store = "file"');
+    for (const file of Object.values(files)) {
+      expect(file.mode).toBe(0o600);
+      expect(file.uid).toBe(1000);
+    }
+  });
+
+  const steps: (keyof DockerPort)[] = [
+    'createVolume',
+    'putArchive',
+    'createContainer',
+    'startContainer',
+    'waitContainer',
+    'getArchive',
+  ];
+  it.each(steps)(
+    'a failure in %s cleans up what was made before it and keeps the primary error',
+    async (step) => {
+      const { docker, run, logs } = await setUp();
+      docker.failOn = step;
+      await expect(run()).rejects.toThrow(`injected failure in ${step}`);
+      expect(docker.volumes.size).toBe(0);
+      expect(docker.containers.size).toBe(0);
+      expect(logs.filter((line) => line.startsWith('warning: could not'))).toEqual([]);
+    },
+  );
+
+  it('a failing cleanup step is reported and does not hide the primary error', async () => {
+    const { docker, run, logs } = await setUp();
+    docker.failOn = 'waitContainer';
+    docker.removeContainer = async () => {
+      throw new Error('daemon went away');
+    };
+    await expect(run()).rejects.toThrow('injected failure in waitContainer');
+    expect(logs).toContain('warning: could not remove the run container: daemon went away');
+    expect(docker.volumes.size).toBe(0);
+  });
+
+  it('a broken log stream is a warning: the run still completes and cleans up', async () => {
+    const { docker, run, logs } = await setUp();
+    docker.failOn = 'streamLogs';
+    expect((await run()).exitCode).toBe(0);
+    expect(logs).toContain('warning: the container log stream broke: injected failure in streamLogs');
+    expect(docker.volumes.size + docker.containers.size).toBe(0);
+  });
+
+  it('reports a missing image with exit 69 before touching anything', async () => {
+    const { docker, run } = await setUp();
+    docker.images.clear();
+    await expect(run()).rejects.toMatchObject({ code: 'ERR_IMAGE_NOT_FOUND', exitCode: 69 });
+    expect(docker.calls.map((call) => call.method)).toEqual(['inspectImage']);
+  });
+
+  it("passes codex's exit code through", async () => {
+    const { docker, run } = await setUp();
+    docker.exitCode = 3;
+    expect((await run()).exitCode).toBe(3);
+  });
+
+  it('redacts a staged token that codex prints', async () => {
+    const { docker, run, stdout, codexHome, canaries } = await setUp();
+    docker.logLines = [`leaking ${canaries.accessToken} now\n`];
+    await run();
+    expect(findLeaks(stdout.text(), canaries.all)).toEqual([]);
+    expect(
+      findLeaks(await readFile(join(codexHome, 'artifacts', 'codex.log'), 'utf8'), canaries.all),
+    ).toEqual([]);
+  });
+});
+
+describe('passThroughEnv', () => {
+  it('passes named non-secret variables and tells the entrypoint about them', () => {
+    expect(passThroughEnv(['FOO', 'MISSING'], { FOO: 'bar' }, new Redactor())).toEqual([
+      'FOO=bar',
+      'CODEXBOX_PASS_ENV=FOO,MISSING',
+    ]);
+  });
+
+  it.each(['OPENAI_API_KEY', 'CODEX_API_KEY', 'CODEX_AUTH_JSON_FILE', 'CODEX_ACCESS_TOKEN'])(
+    'refuses %s',
+    (name) => {
+      expect(() => passThroughEnv([name], { [name]: 'x' }, new Redactor())).toThrow(
+        expect.objectContaining({ exitCode: 64 }),
+      );
+    },
+  );
+
+  it('refuses a variable whose value is a registered secret', () => {
+    const redactor = new Redactor();
+    redactor.register('a-registered-secret-value');
+    expect(() => passThroughEnv(['SNEAKY'], { SNEAKY: 'a-registered-secret-value' }, redactor)).toThrow(
+      'holds a credential',
+    );
+  });
+});
