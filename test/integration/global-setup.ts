@@ -40,6 +40,8 @@ export default async function setup(project: TestProject): Promise<void> {
     project.provide('integration', { available: false, reason: 'no Docker engine', image, baseImage: '' });
     return;
   }
+  // The CLI is tested as users run it: the built dist/, so build it from the current sources.
+  await execa('npm', ['run', 'build', '--silent'], { stdio: 'inherit' });
   const baseImage = await chooseBaseImage(docker);
   const extraCa = process.env.CODEXBOX_TEST_EXTRA_CA ?? '/etc/ssl/certs/ca-certificates.crt';
   const started = Date.now();

@@ -1,0 +1,228 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { MockBackend } from '../../src/demo/mock-backend.js';
+import { chatgptAuthJson, findLeaks, makeCanaries } from '../support/canary.js';
+import { codexbox } from './support/cli.js';
+import { artifactsDir, environment, output, readTree } from './support/harness.js';
+
+const image = environment.image;
+
+async function codexHomeFor(
+  backend: MockBackend,
+  canaries = makeCanaries({ exp: Math.floor(Date.now() / 1000) + 4 * 3600 }),
+  overrides: Record<string, unknown> = {},
+) {
+  const home = await artifactsDir();
+  await writeFile(join(home, 'auth.json'), JSON.stringify(chatgptAuthJson(canaries, overrides)), {
+    mode: 0o600,
+  });
+  // A top-level key that points at the host, before the provider table: the sanitizer must drop it.
+  await writeFile(join(home, 'config.toml'), `notify = ["/home/me/notify.sh"]\n${backend.codexConfig()}`);
+  return { home, canaries };
+}
+
+async function labelled(filter: string): Promise<string> {
+  const containers = await execa('docker', ['ps', '-aq', '--filter', `label=${filter}`]);
+  const volumes = await execa('docker', ['volume', 'ls', '-q', '--filter', `label=${filter}`]);
+  return `${containers.stdout}${volumes.stdout}`.trim();
+}
+
+function answerOf(stdout: string): string | undefined {
+  return stdout
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line))
+    .find((event) => event.type === 'item.completed' && event.item.type === 'agent_message')?.item.text;
+}
+
+describe.skipIf(!environment.available)('codexbox run with the real engine, image and codex', () => {
+  let backend: MockBackend;
+  beforeEach(async () => {
+    backend = await MockBackend.start({ answer: (turn) => `ANSWER-${turn}` });
+  });
+  afterEach(async () => backend.close());
+
+  it('runs codex in a per-run volume, streams the redacted log, collects artifacts, removes everything', async () => {
+    const { home, canaries } = await codexHomeFor(backend);
+    const artifacts = await artifactsDir();
+    const workspace = await artifactsDir();
+    const run = await codexbox([
+      'run',
+      '--image',
+      image,
+      '--codex-home',
+      home,
+      '--network',
+      'host',
+      '--workspace',
+      workspace,
+      '--artifacts',
+      artifacts,
+      '--',
+      'exec',
+      '--skip-git-repo-check',
+      '--json',
+      'hello',
+    ]);
+    expect(run.exitCode, output(run)).toBe(0);
+    expect(answerOf(run.stdout)).toBe('ANSWER-1');
+    expect(run.stderr).toContain('config.toml: dropped notify');
+    const record = JSON.parse(await readFile(join(artifacts, 'run.json'), 'utf8'));
+    expect(record.outcome).toEqual({ source: 'child', kind: 'exited' });
+    expect(await labelled(`io.codexbox.run-id=${record.runId}`)).toBe('');
+    const metadata = JSON.parse(await readFile(join(artifacts, 'auth-metadata.json'), 'utf8'));
+    expect(metadata.before.hasRefreshToken).toBe(false);
+    expect(await readFile(join(artifacts, 'codex.log'), 'utf8')).toContain('ANSWER-1');
+    expect(backend.responsesRequests[0]!.authorization).toBe(`Bearer ${canaries.accessToken}`);
+    expect(findLeaks(output(run) + (await readTree(artifacts)), canaries.all)).toEqual([]);
+  });
+
+  it('two turns in one staged volume: stage, run exec, run resume --last, unstage', async () => {
+    const { home, canaries } = await codexHomeFor(backend);
+    const stage = await codexbox(['stage', '--image', image, '--codex-home', home]);
+    expect(stage.exitCode, output(stage)).toBe(0);
+    const volume = stage.stdout.trim();
+    expect(volume).toMatch(/^codexbox-/);
+    const inspectVolume = await execa('docker', ['volume', 'inspect', volume]);
+    const runs = [];
+    for (const args of [['hello'], ['resume', '--last', 'again']]) {
+      const artifacts = await artifactsDir();
+      runs.push(
+        await codexbox([
+          'run',
+          '--image',
+          image,
+          '--volume',
+          volume,
+          '--network',
+          'host',
+          '--artifacts',
+          artifacts,
+          '--',
+          'exec',
+          '--skip-git-repo-check',
+          '--json',
+          ...args,
+        ]),
+      );
+    }
+    expect(runs.map((run) => run.exitCode)).toEqual([0, 0]);
+    expect(runs.map((run) => answerOf(run.stdout))).toEqual(['ANSWER-1', 'ANSWER-2']);
+    const unstage = await codexbox(['unstage', volume]);
+    expect(unstage.exitCode, output(unstage)).toBe(0);
+    expect((await execa('docker', ['volume', 'inspect', volume], { reject: false })).exitCode).not.toBe(0);
+    expect(
+      findLeaks(runs.map(output).join('\n') + output(stage) + inspectVolume.stdout, canaries.all),
+    ).toEqual([]);
+  });
+
+  it('Ctrl-C mid-turn stops the container, removes the volume and exits 130', async () => {
+    const slow = await MockBackend.start({ responseDelayMs: 60_000 });
+    try {
+      const { home } = await codexHomeFor(slow);
+      const artifacts = await artifactsDir();
+      const run = codexbox([
+        'run',
+        '--image',
+        image,
+        '--codex-home',
+        home,
+        '--network',
+        'host',
+        '--artifacts',
+        artifacts,
+        '--',
+        'exec',
+        '--skip-git-repo-check',
+        'long',
+      ]);
+      await expect.poll(() => slow.responsesRequests.length, { timeout: 60_000, interval: 200 }).toBe(1);
+      run.kill('SIGINT');
+      const result = await run;
+      expect(result.exitCode, output(result)).toBe(130);
+      expect(await labelled(`io.codexbox.owner-pid=${run.pid}`)).toBe('');
+      expect(JSON.parse(await readFile(join(artifacts, 'run.json'), 'utf8')).outcome.kind).toBe(
+        'interrupted-SIGINT',
+      );
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('after kill -9 of codexbox, `codexbox clean` removes what it left behind', async () => {
+    const slow = await MockBackend.start({ responseDelayMs: 60_000 });
+    try {
+      const { home } = await codexHomeFor(slow);
+      const run = codexbox([
+        'run',
+        '--image',
+        image,
+        '--codex-home',
+        home,
+        '--network',
+        'host',
+        '--artifacts',
+        await artifactsDir(),
+        '--',
+        'exec',
+        '--skip-git-repo-check',
+        'long',
+      ]);
+      await expect.poll(() => slow.responsesRequests.length, { timeout: 60_000, interval: 200 }).toBe(1);
+      run.kill('SIGKILL');
+      await run;
+      expect(await labelled(`io.codexbox.owner-pid=${run.pid}`)).not.toBe('');
+      const clean = await codexbox(['clean', '--json']);
+      expect(clean.exitCode, output(clean)).toBe(0);
+      const removed = JSON.parse(clean.stdout);
+      expect(removed.containers.length).toBeGreaterThanOrEqual(1);
+      expect(removed.volumes.length).toBeGreaterThanOrEqual(1);
+      expect(await labelled(`io.codexbox.owner-pid=${run.pid}`)).toBe('');
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('eight concurrent runs from one expiring auth.json share exactly one refresh', async () => {
+    const canaries = makeCanaries({ exp: Math.floor(Date.now() / 1000) + 120 });
+    backend.acceptRefreshToken(canaries.refreshToken);
+    const { home } = await codexHomeFor(backend, canaries);
+    const env = { CODEX_REFRESH_TOKEN_URL_OVERRIDE: backend.refreshUrl };
+    const runs = await Promise.all(
+      Array.from({ length: 8 }, async () =>
+        codexbox(
+          [
+            'run',
+            '--image',
+            image,
+            '--codex-home',
+            home,
+            '--network',
+            'host',
+            '--artifacts',
+            await artifactsDir(),
+            '--max-run-time',
+            '20m',
+            '--',
+            'exec',
+            '--skip-git-repo-check',
+            'x',
+          ],
+          env,
+        ),
+      ),
+    );
+    expect(runs.map((run) => run.exitCode)).toEqual(Array(8).fill(0));
+    expect(backend.refreshRequests).toHaveLength(1);
+    const hostAuth = JSON.parse(await readFile(join(home, 'auth.json'), 'utf8'));
+    expect(hostAuth.tokens.refresh_token).toBe(backend.issuedRefreshTokens[0]);
+    const newAccess = `Bearer ${hostAuth.tokens.access_token}`;
+    expect(backend.responsesRequests.map((request) => request.authorization)).toEqual(
+      Array(8).fill(newAccess),
+    );
+    const secrets = [...canaries.all, hostAuth.tokens.access_token, hostAuth.tokens.refresh_token];
+    expect(findLeaks(runs.map(output).join('\n'), secrets)).toEqual([]);
+  });
+});
