@@ -45,8 +45,9 @@ RUN existing_user="$(getent passwd "${CODEX_UID}" | cut -d: -f1)"; \
  && install -d -o codex -g codex -m 0700 /codex-home \
  && install -d -o codex -g codex -m 0755 /artifacts /workspace
 
-COPY --from=build /build/dist/image/codexbox-entrypoint.mjs /usr/local/lib/codexbox/codexbox-entrypoint.mjs
+COPY --from=build /build/dist/image/ /usr/local/lib/codexbox/
 COPY image/bin/ /usr/local/bin/
+COPY demo/codex-home/auth.json /usr/local/share/codexbox/demo/auth.json
 
 ENV CODEX_HOME=/codex-home \
     CODEXBOX_ARTIFACTS_DIR=/artifacts \

@@ -1,9 +1,12 @@
 import type { Writable } from 'node:stream';
+import { authExportCommand } from './commands/auth-export.js';
+import { authRefreshCommand } from './commands/auth-refresh.js';
 import { authStatusCommand } from './commands/auth-status.js';
 import { buildCommand } from './commands/build.js';
 import { cleanCommand } from './commands/clean.js';
 import type { Command, CommandContext } from './commands/command.js';
 import { demoCommand } from './commands/demo.js';
+import { doctorCommand } from './commands/doctor.js';
 import { runCommand } from './commands/run.js';
 import { stageCommand } from './commands/stage.js';
 import { unstageCommand } from './commands/unstage.js';
@@ -18,6 +21,9 @@ export const commands: Command[] = [
   stageCommand,
   unstageCommand,
   authStatusCommand,
+  authRefreshCommand,
+  authExportCommand,
+  doctorCommand,
   cleanCommand,
   buildCommand,
 ];

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fakeJwt } from './fake-jwt.js';
+import { mockCodexConfig } from './mock-config.js';
 
 // A loopback stand-in for OpenAI's OAuth token endpoint and the Responses API, speaking what
 // codex 0.169 sends and expects (see shared CODEX-FACTS). Used by `codexbox demo` and the tests.
@@ -119,19 +120,7 @@ export class MockBackend {
 
   // A config.toml that points codex's model traffic at this server under a ChatGPT identity.
   codexConfig(host = this.#options.host ?? '127.0.0.1'): string {
-    const base = `http://${host}:${this.port}`;
-    return [
-      'model_provider = "mock"',
-      'model = "gpt-5.5"',
-      `chatgpt_base_url = "${base}/backend-api/"`,
-      '',
-      '[model_providers.mock]',
-      'name = "mock"',
-      `base_url = "${base}/v1"`,
-      'wire_api = "responses"',
-      'requires_openai_auth = true',
-      '',
-    ].join('\n');
+    return mockCodexConfig(`http://${host}:${this.port}`);
   }
 
   async close(): Promise<void> {

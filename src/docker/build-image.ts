@@ -21,6 +21,7 @@ const contextEntries = [
   'src',
   'entrypoint',
   'image',
+  'demo/codex-home/auth.json',
 ];
 
 export interface BuildImageOptions {

@@ -34,6 +34,8 @@ export interface StageCredentialOptions {
   now: () => Date;
   redactor: Redactor;
   refreshClient?: RefreshClientOptions;
+  // The credential was mounted read-only (compose's stage service): it can be read, never refreshed.
+  readOnlySource?: boolean;
 }
 
 function lastsThrough(document: AuthDocument, now: Date, runMs: number): boolean {
@@ -48,6 +50,24 @@ async function configFiles(codexHome: string): Promise<{ files: StagedFile[]; dr
   for (const [name, content] of Object.entries(config.profileFiles))
     files.push({ name: `${name}.config.toml`, content });
   return { files, dropped: config.dropped };
+}
+
+function tooShort(options: StageCredentialOptions, document: AuthDocument): CredentialTooShortError {
+  const { located, maxRunMs } = options;
+  const remaining = assessTokenHealth(document.mode, options.now(), 0).remainingSeconds ?? 0;
+  const why = !canRefresh(document.mode)
+    ? 'and there is no refresh token'
+    : options.readOnlySource
+      ? 'and the source is mounted read-only, so a refresh here would lose the rotated token'
+      : 'and a refresh of a secret would lose the rotated token';
+  return new CredentialTooShortError(
+    `the access token from ${located.source.name} expires in ${formatDuration(remaining * 1000)}, before a ${formatDuration(maxRunMs)} run ends, ${why}`,
+    {
+      hint: canRefresh(document.mode)
+        ? 'Refresh it where it can be written back (`codexbox auth refresh --min-ttl 2h` on the host), or shorten the run.'
+        : 'Log in again with `codex login`, or shorten the run.',
+    },
+  );
 }
 
 // Decides what the container gets. By default the access token alone, when it outlives the run
@@ -84,18 +104,9 @@ export async function prepareStagedCredential(options: StageCredentialOptions): 
     !options.stageRefreshToken &&
     !lastsThrough(document, now(), maxRunMs)
   ) {
-    if (!canRefresh(document.mode) || !located.authPath) {
-      const remaining = assessTokenHealth(document.mode, now(), 0).remainingSeconds ?? 0;
-      throw new CredentialTooShortError(
-        `the access token from ${located.source.name} expires in ${formatDuration(remaining * 1000)}, before a ${formatDuration(maxRunMs)} run ends${located.authPath ? ' and cannot be refreshed' : ', and a refresh there would lose the rotated token'}`,
-        {
-          hint: located.authPath
-            ? 'Log in again with `codex login`, or shorten --max-run-time.'
-            : 'Export a longer-lived credential (codexbox auth status --for-run), pass --stage-refresh-token, or shorten --max-run-time.',
-        },
-      );
-    }
-    const refreshed = await refreshUnderLock(located.authPath, refreshOptions);
+    const writeBackPath = options.readOnlySource ? undefined : located.authPath;
+    if (!canRefresh(document.mode) || !writeBackPath) throw tooShort(options, document);
+    const refreshed = await refreshUnderLock(writeBackPath, refreshOptions);
     document = refreshed.document;
     hostRefresh = refreshed.outcome;
     if (!lastsThrough(document, now(), maxRunMs)) {

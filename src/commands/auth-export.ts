@@ -1,0 +1,83 @@
+import { open } from 'node:fs/promises';
+import { locateCredentials } from '../common/credential-sources.js';
+import { parseDuration } from '../common/duration.js';
+import { FileIoError, UsageError } from '../common/errors.js';
+import { refreshUrlFromEnv } from '../common/refresh-client.js';
+import { prepareStagedCredential } from '../run/staged-credential.js';
+import type { Command, CommandContext } from './command.js';
+import { parseOptions } from './parse-options.js';
+
+async function writeSecretFile(path: string, content: string): Promise<void> {
+  try {
+    const handle = await open(path, 'wx', 0o600);
+    try {
+      await handle.writeFile(content);
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    throw new FileIoError(`could not create ${path} (${(error as NodeJS.ErrnoException).code})`, {
+      hint: 'Pick a path that does not exist yet, in a directory you can write.',
+      cause: error,
+    });
+  }
+}
+
+export const authExportCommand: Command = {
+  name: 'auth export',
+  summary: 'Write an access-token-only credential that lasts a given time (for CI matrix jobs)',
+  usage: `Usage: codexbox auth export --access-only --min-ttl DURATION --output FILE [--codex-home DIR] [--base64]
+
+Writes auth.json for jobs that must not hold a refresh token: the access and id tokens with
+"refresh_token": "". If the access token would expire within --min-ttl, codexbox refreshes it once
+first, under the lock, and writes the rotated pair back to the source (which must be writable).
+FILE is created with mode 0600 and must not exist; the credential is never printed.
+
+Options:
+  --access-only        required: say that the export holds no refresh token
+  --min-ttl DURATION   the exported access token must last at least this long (e.g. 3h)
+  --output FILE        where to write it
+  --base64             write base64 of auth.json (for CODEX_AUTH_JSON secrets)
+  --codex-home DIR     the source (default: env, $CODEX_HOME, ~/.codex)`,
+  async run(context: CommandContext): Promise<number> {
+    const { values } = parseOptions(
+      context.args,
+      {
+        'access-only': { type: 'boolean' },
+        'min-ttl': { type: 'string' },
+        output: { type: 'string' },
+        base64: { type: 'boolean' },
+        'codex-home': { type: 'string' },
+      },
+      'auth export',
+    );
+    if (values.help) {
+      context.stdout(`${this.usage}\n`);
+      return 0;
+    }
+    if (!values['access-only'] || !values['min-ttl'] || !values.output) {
+      throw new UsageError('auth export needs --access-only, --min-ttl and --output', {
+        hint: 'Run `codexbox auth export --help`.',
+      });
+    }
+    const located = await locateCredentials({
+      env: context.env,
+      codexHome: values['codex-home'],
+      redactor: context.redactor,
+    });
+    const staged = await prepareStagedCredential({
+      located,
+      maxRunMs: parseDuration(values['min-ttl'], '--min-ttl'),
+      stageRefreshToken: false,
+      now: context.now,
+      redactor: context.redactor,
+      refreshClient: { url: refreshUrlFromEnv(context.env) },
+    });
+    const json = staged.staged.serialize();
+    await writeSecretFile(values.output, values.base64 ? `${Buffer.from(json).toString('base64')}\n` : json);
+    context.stderr(
+      `codexbox: wrote a ${staged.staged.mode.kind} credential without a refresh token to ${values.output}${staged.hostRefresh === 'refreshed' ? ' (refreshed first; the rotated pair is back in the source)' : ''}\n`,
+    );
+    return 0;
+  },
+};
