@@ -1,0 +1,3 @@
+#!/bin/sh
+# The oracle: what a correct agent does.
+echo "hello from codexbox" > /workspace/hello.txt
