@@ -33,3 +33,16 @@ export function classifyInvocation(argv: string[]): Invocation {
   if (first.startsWith('-') || codexSubcommands.has(first)) return { kind: 'codex', args: argv };
   return { kind: 'passthrough', command: first, args: rest };
 }
+
+export type CredentialUse = 'required' | 'optional' | 'refused';
+
+const informational = new Set(['--version', '-V', '--help', '-h', 'help', 'completion', 'login']);
+
+// `codex --version` must work before anyone has logged in; `codex logout` must never run on a
+// staged copy, because it revokes the login upstream.
+export function credentialUse(codexArgs: string[]): CredentialUse {
+  const [first] = codexArgs;
+  if (first === 'logout') return 'refused';
+  if (first !== undefined && informational.has(first)) return 'optional';
+  return 'required';
+}

@@ -9,11 +9,17 @@ import {
   tokensRotated,
 } from '../src/common/auth-metadata.js';
 import type { DroppedKey } from '../src/common/config-sanitizer.js';
-import { type CodexboxError, InternalError, isCodexboxError } from '../src/common/errors.js';
+import {
+  type CodexboxError,
+  CredentialsNotFoundError,
+  InternalError,
+  isCodexboxError,
+  UsageError,
+} from '../src/common/errors.js';
 import { Redactor } from '../src/common/redactor.js';
 import { codexboxVersion } from '../src/common/version.js';
 import { buildChildEnv } from './child-env.js';
-import { classifyInvocation } from './command-line.js';
+import { type CredentialUse, classifyInvocation, credentialUse } from './command-line.js';
 import { type EntrypointConfig, readEntrypointConfig } from './config.js';
 import { importCredentials } from './import-credentials.js';
 import { createLog, type Log } from './log.js';
@@ -107,9 +113,34 @@ async function recordOutcome(
   }
 }
 
-async function prepare(state: RunState, redactor: Redactor, log: Log): Promise<void> {
+async function prepare(state: RunState, use: CredentialUse, redactor: Redactor, log: Log): Promise<void> {
   const { config, isRoot, user } = state;
   const owner = isRoot ? { uid: user.uid, gid: user.gid } : undefined;
+  if (use === 'refused') {
+    throw new UsageError('`codex logout` would revoke this login upstream, for every copy of it', {
+      hint: 'Log out on the host if you mean it; to discard a staged copy, remove its volume.',
+    });
+  }
+  try {
+    await prepareCredentials(state, redactor, log, owner);
+  } catch (error) {
+    if (!(use === 'optional' && error instanceof CredentialsNotFoundError)) throw error;
+  }
+  if (owner) {
+    await secureCodexHome(config.codexHome, owner);
+    await ensureOwnedDirectory(config.artifactsDir, owner);
+  } else {
+    await assertUsableWithoutRoot(config.codexHome);
+  }
+}
+
+async function prepareCredentials(
+  state: RunState,
+  redactor: Redactor,
+  log: Log,
+  owner: { uid: number; gid: number } | undefined,
+): Promise<void> {
+  const { config } = state;
   const imported = await importCredentials({
     codexHome: config.codexHome,
     secretsDir: config.secretsDir,
@@ -130,12 +161,6 @@ async function prepare(state: RunState, redactor: Redactor, log: Log): Promise<v
   state.refresh = state.prepared.refresh.result;
   state.dropped = state.prepared.dropped;
   for (const secret of secretsOf(state.prepared.current.mode)) redactor.register(secret);
-  if (owner) {
-    await secureCodexHome(config.codexHome, owner);
-    await ensureOwnedDirectory(config.artifactsDir, owner);
-  } else {
-    await assertUsableWithoutRoot(config.codexHome);
-  }
 }
 
 function stdioFor(config: EntrypointConfig): 'pipe' | 'inherit' {
@@ -157,7 +182,7 @@ async function runCodex(args: string[], redactor: Redactor, log: Log): Promise<n
     startedAt: Date.now(),
   };
   try {
-    await prepare(state, redactor, log);
+    await prepare(state, credentialUse(args), redactor, log);
   } catch (error) {
     const failure = isCodexboxError(error)
       ? error

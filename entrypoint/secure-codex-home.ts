@@ -1,4 +1,4 @@
-import { constants } from 'node:fs';
+import { constants, existsSync } from 'node:fs';
 import { access, chmod, lchown, lstat, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidConfigError, PermissionDeniedError } from '../src/common/errors.js';
@@ -54,7 +54,8 @@ export async function ensureOwnedDirectory(path: string, owner: Owner): Promise<
 export async function assertUsableWithoutRoot(codexHome: string): Promise<void> {
   try {
     await access(codexHome, constants.R_OK | constants.W_OK | constants.X_OK);
-    await access(join(codexHome, 'auth.json'), constants.R_OK | constants.W_OK);
+    const authPath = join(codexHome, 'auth.json');
+    if (existsSync(authPath)) await access(authPath, constants.R_OK | constants.W_OK);
   } catch {
     throw new PermissionDeniedError(
       `CODEX_HOME (${codexHome}) or its auth.json is not readable and writable by uid ${process.getuid?.()}`,

@@ -139,6 +139,24 @@ describe.skipIf(process.getuid?.() !== 0)('the entrypoint as a real process', ()
     expect(passthrough.exitCode).toBe(3);
   });
 
+  it('runs `codex --version` before any login, and refuses `codex logout` (64)', async () => {
+    const paths = await setUp(chatgptAuthJson(makeCanaries()));
+    await rm(join(paths.codexHome, 'auth.json'));
+    const version = await startEntrypoint(['--version'], paths, {
+      FAKE_CODEX_MODE: 'exit-with',
+      FAKE_CODEX_CODE: '0',
+    });
+    expect(version.exitCode, version.stderr).toBe(0);
+    const exec = await startEntrypoint(['exec', 'x'], paths, {
+      FAKE_CODEX_MODE: 'exit-with',
+      FAKE_CODEX_CODE: '0',
+    });
+    expect(exec.exitCode).toBe(66);
+    const logout = await startEntrypoint(['logout'], paths);
+    expect(logout.exitCode).toBe(64);
+    expect(logout.stderr).toContain('would revoke this login upstream');
+  });
+
   it('refuses a CODEX_HOME under /tmp with exit 78', async () => {
     const paths = await setUp(chatgptAuthJson(makeCanaries()));
     const run = await startEntrypoint(['exec'], { ...paths, codexHome: '/tmp/codex-home' });

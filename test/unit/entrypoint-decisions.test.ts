@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { buildChildEnv } from '../../entrypoint/child-env.js';
-import { classifyInvocation } from '../../entrypoint/command-line.js';
+import { classifyInvocation, credentialUse } from '../../entrypoint/command-line.js';
 import { readEntrypointConfig } from '../../entrypoint/config.js';
 import { exitCodeOf } from '../../entrypoint/supervise.js';
 import { codexboxVersion } from '../../src/common/version.js';
@@ -17,6 +17,19 @@ describe('classifyInvocation', () => {
     [['bash'], { kind: 'passthrough', command: 'bash', args: [] }],
   ])('%j → %j', (argv, expected) => {
     expect(classifyInvocation(argv)).toEqual(expected);
+  });
+});
+
+describe('credentialUse', () => {
+  it.each([
+    [['--version'], 'optional'],
+    [['--help'], 'optional'],
+    [['login', '--with-api-key'], 'optional'],
+    [['exec', 'x'], 'required'],
+    [[], 'required'],
+    [['logout'], 'refused'],
+  ] as const)('%j → %s', (args, use) => {
+    expect(credentialUse([...args])).toBe(use);
   });
 });
 
