@@ -1,0 +1,156 @@
+// `npm run bench`: codexbox against the plain way, measured side by side in one run. Prints a table,
+// writes bench/results/latest.json and bench/RESULTS.md. Needs Docker; builds what it lacks.
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cpus, totalmem, type } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { execa } from 'execa';
+import { MockBackend } from '../src/demo/mock-backend.js';
+import { fakeJwt } from '../src/demo/fake-jwt.js';
+import { buildImage } from '../src/docker/build-image.js';
+import { DockerodeAdapter } from '../src/docker/dockerode-adapter.js';
+import { alternatingPairs, type Summary, summarize } from './stats.js';
+
+const pairs = Number(process.env.CODEXBOX_BENCH_PAIRS ?? 10);
+const image = process.env.CODEXBOX_BENCH_IMAGE ?? 'codexbox:bench';
+const baselineImage = 'codexbox-baseline:bench';
+const extraCa = '/etc/ssl/certs/ca-certificates.crt';
+const cli = join(import.meta.dirname, '../dist/src/cli.js');
+const docker = new DockerodeAdapter();
+
+async function timed(command: string, args: string[], env?: Record<string, string>): Promise<number> {
+  const started = performance.now();
+  await execa(command, args, { env, stdin: 'ignore' });
+  return performance.now() - started;
+}
+
+async function baseImage(): Promise<string> {
+  return (await execa('bash', ['scripts/choose-base-image.sh'])).stdout.trim();
+}
+
+async function ensureImages(base: string): Promise<void> {
+  if (!(await docker.inspectImage(image))) await buildImage(docker, { tag: image, baseImage: base, extraCaFile: extraCa });
+  if (!(await docker.inspectImage(baselineImage))) {
+    const context = await mkdtemp('/var/tmp/codexbox-baseline-');
+    await copyFile('bench/Dockerfile.baseline', join(context, 'Dockerfile'));
+    await copyFile(extraCa, join(context, 'extra-ca.crt'));
+    await execa('docker', ['build', '-q', '--build-arg', `BASE_IMAGE=${base}`, '-t', baselineImage, context]);
+    await rm(context, { recursive: true, force: true });
+  }
+}
+
+async function codexHome(dir: string, auth: object, config?: string): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'auth.json'), JSON.stringify(auth), { mode: 0o600 });
+  if (config) await writeFile(join(dir, 'config.toml'), config);
+  return dir;
+}
+
+function identity(expiresInSeconds: number, refreshToken: string) {
+  const claims = { email: 'bench@codexbox.invalid', accountId: 'bench-account-0000', exp: Math.floor(Date.now() / 1000) + expiresInSeconds };
+  return {
+    OPENAI_API_KEY: null,
+    tokens: { id_token: fakeJwt(claims), access_token: fakeJwt(claims), refresh_token: refreshToken, account_id: 'bench-account-0000' },
+    last_refresh: new Date().toISOString(),
+  };
+}
+
+async function entrypointOverhead() {
+  return alternatingPairs(
+    pairs,
+    () => timed('docker', ['run', '--rm', image, 'codex', '--version']),
+    () => timed('docker', ['run', '--rm', '--entrypoint', 'codex', image, '--version']),
+  );
+}
+
+async function wholeRunOverhead(work: string) {
+  const home = await codexHome(join(work, 'whole-run'), identity(7 * 24 * 3600, 'rt-bench'));
+  return alternatingPairs(
+    pairs,
+    () => timed('node', [cli, 'run', '--image', image, '--codex-home', home, '--artifacts', join(work, 'artifacts', String(Math.random())), '--', '--version']),
+    () => timed('docker', ['run', '--rm', '-v', `${home}:/codex-home`, image, 'codex', '--version']),
+  );
+}
+
+async function fanOut(work: string, runs: number) {
+  const walls: number[] = [];
+  const refreshes: number[] = [];
+  const oneRun: number[] = [];
+  const attempt = async (count: number) => {
+    const backend = await MockBackend.start({ refreshTokens: ['rt-fan-out'], accessTokenLifetimeSeconds: 4 * 3600 });
+    try {
+      const home = await codexHome(join(work, `fan-${Math.random()}`), identity(120, 'rt-fan-out'), backend.codexConfig());
+      const env = { ...process.env, CODEX_REFRESH_TOKEN_URL_OVERRIDE: backend.refreshUrl, NO_PROXY: '127.0.0.1' } as Record<string, string>;
+      const started = performance.now();
+      await Promise.all(
+        Array.from({ length: count }, (_, index) =>
+          execa('node', [cli, 'run', '--image', image, '--codex-home', home, '--max-run-time', '20m', '--network', 'host', '--artifacts', join(work, 'fan-artifacts', `${Math.random()}-${index}`), '--', 'exec', '--skip-git-repo-check', 'x'], { env, stdin: 'ignore' }),
+        ),
+      );
+      return { wall: performance.now() - started, refreshes: backend.refreshRequests.length };
+    } finally {
+      await backend.close();
+    }
+  };
+  const repeats = Math.max(3, Math.ceil(pairs / 2));
+  for (let index = 0; index < repeats; index++) {
+    const many = await attempt(runs);
+    const one = await attempt(1);
+    walls.push(many.wall);
+    oneRun.push(one.wall);
+    refreshes.push(many.refreshes);
+  }
+  return { a: summarize(walls), b: summarize(oneRun), ratios: summarize(walls.map((wall, index) => wall / oneRun[index]!)), refreshes };
+}
+
+async function supervisorMemory(work: string) {
+  const backend = await MockBackend.start({ responseDelayMs: 4_000 });
+  try {
+    const home = await codexHome(join(work, 'rss'), identity(7 * 24 * 3600, 'rt'), backend.codexConfig());
+    const name = `codexbox-bench-rss-${Date.now()}`;
+    const run = execa('docker', ['run', '--rm', '--name', name, '--network', 'host', '-v', `${home}:/codex-home`, image, 'exec', '--skip-git-repo-check', 'x'], { reject: false });
+    while (backend.responsesRequests.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
+    const probe = await execa('docker', [
+      'exec', name, 'sh', '-c',
+      'for d in /proc/[0-9]*; do if grep -q codexbox-entrypoint.mjs $d/cmdline 2>/dev/null; then grep VmHWM $d/status; fi; done',
+    ]);
+    await run;
+    return Number(/VmHWM:\s+(\d+) kB/.exec(probe.stdout)?.[1] ?? Number.NaN) / 1024;
+  } finally {
+    await backend.close();
+  }
+}
+
+const ms = (value: number) => `${value.toFixed(0)} ms`;
+const row = (name: string, a: Summary, b: Summary, ratio: Summary, target: string) =>
+  `| ${name} | ${ms(a.median)} (${ms(a.min)}–${ms(a.max)}) | ${ms(b.median)} (${ms(b.min)}–${ms(b.max)}) | ${ratio.median.toFixed(2)} (${ratio.min.toFixed(2)}–${ratio.max.toFixed(2)}) | +${ms(a.median - b.median)} | ${target} |`;
+
+const work = await mkdtemp('/var/tmp/codexbox-bench-');
+try {
+  const base = await baseImage();
+  await ensureImages(base);
+  const entry = await entrypointOverhead();
+  const whole = await wholeRunOverhead(work);
+  const fan = await fanOut(work, 16);
+  const rssMb = await supervisorMemory(work);
+  const ours = (await docker.inspectImage(image))!.sizeBytes / 1e6;
+  const baseline = (await docker.inspectImage(baselineImage))!.sizeBytes / 1e6;
+  const machine = `${type()} ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Docker ${(await execa('docker', ['version', '--format', '{{.Server.Version}}'])).stdout}, base ${base}`;
+  const results = { date: new Date().toISOString(), machine, pairs, entry, whole, fan, rssMb, imageMb: { ours, baseline, overhead: ours - baseline } };
+  const table = [
+    '| measure | codexbox: median (min–max) | plain: median (min–max) | ratio | difference | target |',
+    '| --- | --- | --- | --- | --- | --- |',
+    row('1. entrypoint: `docker run IMAGE codex --version` vs `--entrypoint codex`', entry.a, entry.b, entry.ratios, '≤ +100 ms, ratio ≤ 1.15'),
+    row('2. whole run: `codexbox run -- --version` vs `docker run --rm -v dir:/codex-home`', whole.a, whole.b, whole.ratios, 'ratio ≤ 1.5'),
+    row(`3. fan-out: 16 concurrent \`codexbox run\` vs 1 (refreshes per fan-out: ${fan.refreshes.join(', ')})`, fan.a, fan.b, fan.ratios, '≤ 3×, 1 refresh'),
+    `| 4. image: codexbox vs same base + \`npm i -g @openai/codex\` | ${ours.toFixed(1)} MB | ${baseline.toFixed(1)} MB | ${(ours / baseline).toFixed(3)} | +${(ours - baseline).toFixed(1)} MB | ≤ 15 MB |`,
+    `| 5. supervisor peak RSS (entrypoint VmHWM while codex runs) | ${rssMb.toFixed(1)} MB | | | | ≤ 60 MB |`,
+  ].join('\n');
+  process.stdout.write(`\n${machine}\n\n${table}\n`);
+  await mkdir('bench/results', { recursive: true });
+  await writeFile('bench/results/latest.json', `${JSON.stringify(results, null, 2)}\n`);
+  const notes = await readFile('bench/NOTES.md', 'utf8').catch(() => '');
+  await writeFile('bench/RESULTS.md', `# Benchmark results\n\nMeasured ${results.date} by \`npm run bench\` (${pairs} alternating pairs per timing).\n\nMachine: ${machine}\n\n${table}\n\n${notes}`);
+} finally {
+  await rm(work, { recursive: true, force: true });
+}
