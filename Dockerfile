@@ -4,36 +4,45 @@ ARG BASE_IMAGE=node:22-bookworm-slim
 
 FROM ${BASE_IMAGE} AS build
 WORKDIR /build
+# tini and the CA bundle are made here and copied over, so the runtime image carries no apt state.
+# Extra CA certificates (TLS-intercepting proxies): any *.crt in image/extra-ca/ joins the bundle.
 COPY image/extra-ca/ /usr/local/share/ca-certificates/codexbox/
-RUN cat /usr/local/share/ca-certificates/codexbox/*.crt > /tmp/extra-ca.pem 2>/dev/null || true
-ENV NODE_EXTRA_CA_CERTS=/tmp/extra-ca.pem
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends tini ca-certificates \
+ && update-ca-certificates >/dev/null
+ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error \
  && npm install --no-save --ignore-scripts --no-audit --no-fund --loglevel=error \
       "esbuild@$(node -p "require('./package-lock.json').packages['node_modules/esbuild'].version")"
 COPY tsconfig.json tsconfig.build.json ./
-COPY scripts/bundle-entrypoint.mjs scripts/
+COPY scripts/bundle.mjs scripts/
 COPY src/ src/
 COPY entrypoint/ entrypoint/
-RUN node scripts/bundle-entrypoint.mjs
+RUN node scripts/bundle.mjs --image-only
 
 FROM ${BASE_IMAGE}
 ARG CODEX_VERSION=0.169.0
 ARG CODEX_UID=1000
 ARG CODEX_GID=1000
 
-# Extra CA bundle for TLS-intercepting proxies: any *.crt in image/extra-ca/ joins the system
-# trust store, which npm (build), node and codex (run time) then use. TLS is never disabled.
+# The system trust store plus any extra CA, used by npm (build), node and codex (run time). TLS
+# verification is never disabled. The .crt files stay so a later update-ca-certificates keeps them.
+COPY --from=build /usr/bin/tini-static /usr/bin/tini
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY image/extra-ca/ /usr/local/share/ca-certificates/codexbox/
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends tini ca-certificates \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb /var/log/apt /var/log/dpkg.log
 ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
     SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 
+# The entrypoint starts codex's native binary itself (with the two variables its node launcher
+# would set), saving a second node start per run.
 RUN npm install -g --no-audit --no-fund --loglevel=error "@openai/codex@${CODEX_VERSION}" \
  && npm cache clean --force \
- && rm -rf /root/.npm /tmp/*
+ && rm -rf /root/.npm /tmp/* \
+ && native="$(find /usr/local/lib/node_modules/@openai/codex -path '*/vendor/*-unknown-linux-musl/bin/codex' -type f | head -n 1)" \
+ && test -x "$native" \
+ && install -d /usr/local/lib/codexbox/bin \
+ && ln -s "$native" /usr/local/lib/codexbox/bin/codex
 
 # The official node images own uid/gid 1000 as `node`; codex takes that slot.
 RUN existing_user="$(getent passwd "${CODEX_UID}" | cut -d: -f1)"; \
@@ -50,6 +59,8 @@ COPY image/bin/ /usr/local/bin/
 COPY demo/codex-home/auth.json /usr/local/share/codexbox/demo/auth.json
 
 ENV CODEX_HOME=/codex-home \
+    CODEXBOX_CODEX_BIN=/usr/local/lib/codexbox/bin/codex \
+    CODEXBOX_CODEX_PACKAGE_ROOT=/usr/local/lib/node_modules/@openai/codex \
     CODEXBOX_ARTIFACTS_DIR=/artifacts \
     CODEXBOX_RUN_USER=codex \
     CODEXBOX_CODEX_VERSION=${CODEX_VERSION}

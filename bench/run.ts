@@ -5,8 +5,8 @@ import { cpus, totalmem, type } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { execa } from 'execa';
-import { MockBackend } from '../src/demo/mock-backend.js';
 import { fakeJwt } from '../src/demo/fake-jwt.js';
+import { MockBackend } from '../src/demo/mock-backend.js';
 import { buildImage } from '../src/docker/build-image.js';
 import { DockerodeAdapter } from '../src/docker/dockerode-adapter.js';
 import { alternatingPairs, type Summary, summarize } from './stats.js';
@@ -15,7 +15,7 @@ const pairs = Number(process.env.CODEXBOX_BENCH_PAIRS ?? 10);
 const image = process.env.CODEXBOX_BENCH_IMAGE ?? 'codexbox:bench';
 const baselineImage = 'codexbox-baseline:bench';
 const extraCa = '/etc/ssl/certs/ca-certificates.crt';
-const cli = join(import.meta.dirname, '../dist/src/cli.js');
+const cli = join(import.meta.dirname, '../dist/cli/codexbox.mjs');
 const docker = new DockerodeAdapter();
 
 async function timed(command: string, args: string[], env?: Record<string, string>): Promise<number> {
@@ -29,7 +29,8 @@ async function baseImage(): Promise<string> {
 }
 
 async function ensureImages(base: string): Promise<void> {
-  if (!(await docker.inspectImage(image))) await buildImage(docker, { tag: image, baseImage: base, extraCaFile: extraCa });
+  if (!(await docker.inspectImage(image)))
+    await buildImage(docker, { tag: image, baseImage: base, extraCaFile: extraCa });
   if (!(await docker.inspectImage(baselineImage))) {
     const context = await mkdtemp('/var/tmp/codexbox-baseline-');
     await copyFile('bench/Dockerfile.baseline', join(context, 'Dockerfile'));
@@ -47,10 +48,19 @@ async function codexHome(dir: string, auth: object, config?: string): Promise<st
 }
 
 function identity(expiresInSeconds: number, refreshToken: string) {
-  const claims = { email: 'bench@codexbox.invalid', accountId: 'bench-account-0000', exp: Math.floor(Date.now() / 1000) + expiresInSeconds };
+  const claims = {
+    email: 'bench@codexbox.invalid',
+    accountId: 'bench-account-0000',
+    exp: Math.floor(Date.now() / 1000) + expiresInSeconds,
+  };
   return {
     OPENAI_API_KEY: null,
-    tokens: { id_token: fakeJwt(claims), access_token: fakeJwt(claims), refresh_token: refreshToken, account_id: 'bench-account-0000' },
+    tokens: {
+      id_token: fakeJwt(claims),
+      access_token: fakeJwt(claims),
+      refresh_token: refreshToken,
+      account_id: 'bench-account-0000',
+    },
     last_refresh: new Date().toISOString(),
   };
 }
@@ -67,40 +77,114 @@ async function wholeRunOverhead(work: string) {
   const home = await codexHome(join(work, 'whole-run'), identity(7 * 24 * 3600, 'rt-bench'));
   return alternatingPairs(
     pairs,
-    () => timed('node', [cli, 'run', '--image', image, '--codex-home', home, '--artifacts', join(work, 'artifacts', String(Math.random())), '--', '--version']),
+    () =>
+      timed('node', [
+        cli,
+        'run',
+        '--image',
+        image,
+        '--codex-home',
+        home,
+        '--artifacts',
+        join(work, 'artifacts', String(Math.random())),
+        '--',
+        '--version',
+      ]),
     () => timed('docker', ['run', '--rm', '-v', `${home}:/codex-home`, image, 'codex', '--version']),
   );
 }
 
+// 16 at once against 1, for codexbox (with a token that needs one shared refresh) and for plain
+// `docker run` on a bind-mounted CODEX_HOME: the plain ratio is what this machine allows at all.
 async function fanOut(work: string, runs: number) {
-  const walls: number[] = [];
-  const refreshes: number[] = [];
-  const oneRun: number[] = [];
-  const attempt = async (count: number) => {
-    const backend = await MockBackend.start({ refreshTokens: ['rt-fan-out'], accessTokenLifetimeSeconds: 4 * 3600 });
+  const attempt = async (count: number, plain: boolean) => {
+    const backend = await MockBackend.start({
+      refreshTokens: ['rt-fan-out'],
+      accessTokenLifetimeSeconds: 4 * 3600,
+    });
     try {
-      const home = await codexHome(join(work, `fan-${Math.random()}`), identity(120, 'rt-fan-out'), backend.codexConfig());
-      const env = { ...process.env, CODEX_REFRESH_TOKEN_URL_OVERRIDE: backend.refreshUrl, NO_PROXY: '127.0.0.1' } as Record<string, string>;
-      const started = performance.now();
-      await Promise.all(
-        Array.from({ length: count }, (_, index) =>
-          execa('node', [cli, 'run', '--image', image, '--codex-home', home, '--max-run-time', '20m', '--network', 'host', '--artifacts', join(work, 'fan-artifacts', `${Math.random()}-${index}`), '--', 'exec', '--skip-git-repo-check', 'x'], { env, stdin: 'ignore' }),
-        ),
+      const home = await codexHome(
+        join(work, `fan-${Math.random()}`),
+        identity(plain ? 7 * 24 * 3600 : 120, 'rt-fan-out'),
+        backend.codexConfig(),
       );
+      const env = {
+        ...process.env,
+        CODEX_REFRESH_TOKEN_URL_OVERRIDE: backend.refreshUrl,
+        NO_PROXY: '127.0.0.1',
+      } as Record<string, string>;
+      const one = (index: number) =>
+        plain
+          ? execa(
+              'docker',
+              [
+                'run',
+                '--rm',
+                '--network',
+                'host',
+                '-v',
+                `${home}:/codex-home`,
+                image,
+                'exec',
+                '--skip-git-repo-check',
+                'x',
+              ],
+              { env, stdin: 'ignore' },
+            )
+          : execa(
+              'node',
+              [
+                cli,
+                'run',
+                '--image',
+                image,
+                '--codex-home',
+                home,
+                '--max-run-time',
+                '20m',
+                '--network',
+                'host',
+                '--artifacts',
+                join(work, 'fan-artifacts', `${Math.random()}-${index}`),
+                '--',
+                'exec',
+                '--skip-git-repo-check',
+                'x',
+              ],
+              { env, stdin: 'ignore' },
+            );
+      const started = performance.now();
+      await Promise.all(Array.from({ length: count }, (_, index) => one(index)));
       return { wall: performance.now() - started, refreshes: backend.refreshRequests.length };
     } finally {
       await backend.close();
     }
   };
-  const repeats = Math.max(3, Math.ceil(pairs / 2));
-  for (let index = 0; index < repeats; index++) {
-    const many = await attempt(runs);
-    const one = await attempt(1);
-    walls.push(many.wall);
-    oneRun.push(one.wall);
-    refreshes.push(many.refreshes);
+  const many: number[] = [];
+  const single: number[] = [];
+  const plainMany: number[] = [];
+  const plainSingle: number[] = [];
+  const refreshes: number[] = [];
+  for (let index = 0; index < Math.max(3, Math.ceil(pairs / 3)); index++) {
+    const fan = await attempt(runs, false);
+    many.push(fan.wall);
+    refreshes.push(fan.refreshes);
+    single.push((await attempt(1, false)).wall);
+    plainMany.push((await attempt(runs, true)).wall);
+    plainSingle.push((await attempt(1, true)).wall);
   }
-  return { a: summarize(walls), b: summarize(oneRun), ratios: summarize(walls.map((wall, index) => wall / oneRun[index]!)), refreshes };
+  return {
+    a: summarize(many),
+    b: summarize(single),
+    ratios: summarize(many.map((wall, index) => wall / single[index]!)),
+    plain: {
+      a: summarize(plainMany),
+      b: summarize(plainSingle),
+      ratios: summarize(plainMany.map((wall, index) => wall / plainSingle[index]!)),
+    },
+    versusPlain: summarize(many.map((wall, index) => wall / plainMany[index]!)),
+    refreshes,
+  };
 }
 
 async function supervisorMemory(work: string) {
@@ -108,10 +192,30 @@ async function supervisorMemory(work: string) {
   try {
     const home = await codexHome(join(work, 'rss'), identity(7 * 24 * 3600, 'rt'), backend.codexConfig());
     const name = `codexbox-bench-rss-${Date.now()}`;
-    const run = execa('docker', ['run', '--rm', '--name', name, '--network', 'host', '-v', `${home}:/codex-home`, image, 'exec', '--skip-git-repo-check', 'x'], { reject: false });
+    const run = execa(
+      'docker',
+      [
+        'run',
+        '--rm',
+        '--name',
+        name,
+        '--network',
+        'host',
+        '-v',
+        `${home}:/codex-home`,
+        image,
+        'exec',
+        '--skip-git-repo-check',
+        'x',
+      ],
+      { reject: false },
+    );
     while (backend.responsesRequests.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
     const probe = await execa('docker', [
-      'exec', name, 'sh', '-c',
+      'exec',
+      name,
+      'sh',
+      '-c',
       'for d in /proc/[0-9]*; do if grep -q codexbox-entrypoint.mjs $d/cmdline 2>/dev/null; then grep VmHWM $d/status; fi; done',
     ]);
     await run;
@@ -136,13 +240,40 @@ try {
   const ours = (await docker.inspectImage(image))!.sizeBytes / 1e6;
   const baseline = (await docker.inspectImage(baselineImage))!.sizeBytes / 1e6;
   const machine = `${type()} ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Docker ${(await execa('docker', ['version', '--format', '{{.Server.Version}}'])).stdout}, base ${base}`;
-  const results = { date: new Date().toISOString(), machine, pairs, entry, whole, fan, rssMb, imageMb: { ours, baseline, overhead: ours - baseline } };
+  const results = {
+    date: new Date().toISOString(),
+    machine,
+    pairs,
+    entry,
+    whole,
+    fan,
+    rssMb,
+    imageMb: { ours, baseline, overhead: ours - baseline },
+  };
   const table = [
     '| measure | codexbox: median (min–max) | plain: median (min–max) | ratio | difference | target |',
     '| --- | --- | --- | --- | --- | --- |',
-    row('1. entrypoint: `docker run IMAGE codex --version` vs `--entrypoint codex`', entry.a, entry.b, entry.ratios, '≤ +100 ms, ratio ≤ 1.15'),
-    row('2. whole run: `codexbox run -- --version` vs `docker run --rm -v dir:/codex-home`', whole.a, whole.b, whole.ratios, 'ratio ≤ 1.5'),
-    row(`3. fan-out: 16 concurrent \`codexbox run\` vs 1 (refreshes per fan-out: ${fan.refreshes.join(', ')})`, fan.a, fan.b, fan.ratios, '≤ 3×, 1 refresh'),
+    row(
+      '1. entrypoint: `docker run IMAGE codex --version` vs `--entrypoint codex`',
+      entry.a,
+      entry.b,
+      entry.ratios,
+      '≤ +100 ms, ratio ≤ 1.15',
+    ),
+    row(
+      '2. whole run: `codexbox run -- --version` vs `docker run --rm -v dir:/codex-home`',
+      whole.a,
+      whole.b,
+      whole.ratios,
+      'ratio ≤ 1.5',
+    ),
+    row(
+      `3. fan-out: 16 concurrent \`codexbox run\` vs 1 (refreshes per fan-out: ${fan.refreshes.join(', ')})`,
+      fan.a,
+      fan.b,
+      fan.ratios,
+      '≤ 3×, 1 refresh',
+    ),
     `| 4. image: codexbox vs same base + \`npm i -g @openai/codex\` | ${ours.toFixed(1)} MB | ${baseline.toFixed(1)} MB | ${(ours / baseline).toFixed(3)} | +${(ours - baseline).toFixed(1)} MB | ≤ 15 MB |`,
     `| 5. supervisor peak RSS (entrypoint VmHWM while codex runs) | ${rssMb.toFixed(1)} MB | | | | ≤ 60 MB |`,
   ].join('\n');
@@ -150,7 +281,10 @@ try {
   await mkdir('bench/results', { recursive: true });
   await writeFile('bench/results/latest.json', `${JSON.stringify(results, null, 2)}\n`);
   const notes = await readFile('bench/NOTES.md', 'utf8').catch(() => '');
-  await writeFile('bench/RESULTS.md', `# Benchmark results\n\nMeasured ${results.date} by \`npm run bench\` (${pairs} alternating pairs per timing).\n\nMachine: ${machine}\n\n${table}\n\n${notes}`);
+  await writeFile(
+    'bench/RESULTS.md',
+    `# Benchmark results\n\nMeasured ${results.date} by \`npm run bench\` (${pairs} alternating pairs per timing).\n\nMachine: ${machine}\n\n${table}\n\n${notes}`,
+  );
 } finally {
   await rm(work, { recursive: true, force: true });
 }

@@ -25,5 +25,9 @@ export async function alternatingPairs(pairs: number, a: () => Promise<number>, 
       as.push(await a());
     }
   }
-  return { a: summarize(as), b: summarize(bs), ratios: summarize(as.map((value, index) => value / bs[index]!)) };
+  return {
+    a: summarize(as),
+    b: summarize(bs),
+    ratios: summarize(as.map((value, index) => value / bs[index]!)),
+  };
 }

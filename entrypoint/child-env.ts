@@ -40,7 +40,7 @@ const credentialNames = new Set([
 
 export function buildChildEnv(
   env: NodeJS.ProcessEnv,
-  options: { codexHome: string; user: RunUser; passEnv: string[] },
+  options: { codexHome: string; user: RunUser; passEnv: string[]; codexPackageRoot?: string | null },
 ): Record<string, string> {
   const child: Record<string, string> = {};
   for (const [name, value] of Object.entries(env)) {
@@ -53,5 +53,9 @@ export function buildChildEnv(
   child.USER = options.user.name;
   child.LOGNAME = options.user.name;
   child.CODEX_HOME = options.codexHome;
+  if (options.codexPackageRoot) {
+    child.CODEX_MANAGED_PACKAGE_ROOT = options.codexPackageRoot;
+    child.CODEX_MANAGED_BY_NPM = '1';
+  }
   return child;
 }

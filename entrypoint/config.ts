@@ -15,6 +15,10 @@ export interface EntrypointConfig {
   // Extra variable names codex may see (e.g. a custom provider's env_key).
   passEnv: string[];
   codexVersion: string | null;
+  // The native codex binary (the image links it), or `codex` from PATH: its node launcher.
+  codexCommand: string;
+  // Set when codexCommand bypasses the launcher, which would have exported it to codex.
+  codexPackageRoot: string | null;
   metadata: boolean;
   // How long codex gets between SIGTERM and SIGKILL; below Docker's 10 s stop grace.
   killGraceMs: number;
@@ -76,6 +80,8 @@ export function readEntrypointConfig(env: NodeJS.ProcessEnv): EntrypointConfig {
     secretsDir: env.CODEXBOX_SECRETS_DIR || '/run/secrets',
     passEnv,
     codexVersion: env.CODEXBOX_CODEX_VERSION || null,
+    codexCommand: env.CODEXBOX_CODEX_BIN || 'codex',
+    codexPackageRoot: env.CODEXBOX_CODEX_BIN ? env.CODEXBOX_CODEX_PACKAGE_ROOT || null : null,
     metadata: env.CODEXBOX_METADATA !== 'off',
     killGraceMs: 8_000,
   };

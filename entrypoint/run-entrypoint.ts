@@ -202,9 +202,14 @@ async function runCodex(args: string[], redactor: Redactor, log: Log): Promise<n
     return failure.exitCode;
   }
   const outcome: ChildOutcome = await superviseChild({
-    command: 'codex',
+    command: config.codexCommand,
     args,
-    env: buildChildEnv(process.env, { codexHome: config.codexHome, user, passEnv: config.passEnv }),
+    env: buildChildEnv(process.env, {
+      codexHome: config.codexHome,
+      user,
+      passEnv: config.passEnv,
+      codexPackageRoot: config.codexPackageRoot,
+    }),
     user: isRoot ? user : undefined,
     stdio: stdioFor(config),
     redactor,

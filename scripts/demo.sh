@@ -12,4 +12,4 @@ if ! docker image inspect codexbox:local >/dev/null 2>&1; then
   # The system trust store, so a TLS-intercepting proxy's CA is trusted while npm installs codex.
   [ -f /etc/ssl/certs/ca-certificates.crt ] && args+=(--extra-ca /etc/ssl/certs/ca-certificates.crt)
 fi
-exec node dist/src/cli.js demo "${args[@]}"
+exec node dist/cli/codexbox.mjs demo "${args[@]}"

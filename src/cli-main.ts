@@ -1,31 +1,68 @@
 import type { Writable } from 'node:stream';
-import { authExportCommand } from './commands/auth-export.js';
-import { authRefreshCommand } from './commands/auth-refresh.js';
-import { authStatusCommand } from './commands/auth-status.js';
-import { buildCommand } from './commands/build.js';
-import { cleanCommand } from './commands/clean.js';
 import type { Command, CommandContext } from './commands/command.js';
-import { demoCommand } from './commands/demo.js';
-import { doctorCommand } from './commands/doctor.js';
-import { runCommand } from './commands/run.js';
-import { stageCommand } from './commands/stage.js';
-import { unstageCommand } from './commands/unstage.js';
 import { formatError, isCodexboxError } from './common/errors.js';
 import { ExitCode } from './common/exit-codes.js';
 import { Redactor } from './common/redactor.js';
 import { codexboxVersion as version } from './common/version.js';
 
-export const commands: Command[] = [
-  runCommand,
-  demoCommand,
-  stageCommand,
-  unstageCommand,
-  authStatusCommand,
-  authRefreshCommand,
-  authExportCommand,
-  doctorCommand,
-  cleanCommand,
-  buildCommand,
+// Commands load on use: `codexbox auth status` should not pay for Docker's client libraries.
+export interface CommandEntry {
+  name: string;
+  summary: string;
+  load: () => Promise<Command>;
+}
+
+export const commands: CommandEntry[] = [
+  {
+    name: 'run',
+    summary: 'Stage a per-run CODEX_HOME, run codex in a container, collect artifacts, clean up',
+    load: async () => (await import('./commands/run.js')).runCommand,
+  },
+  {
+    name: 'demo',
+    summary: 'Run codex for two turns against a bundled mock backend, with a bundled fake identity',
+    load: async () => (await import('./commands/demo.js')).demoCommand,
+  },
+  {
+    name: 'stage',
+    summary: 'Create and fill a CODEX_HOME volume for containers you start yourself; print its name',
+    load: async () => (await import('./commands/stage.js')).stageCommand,
+  },
+  {
+    name: 'unstage',
+    summary: 'Remove a volume made by `codexbox stage`',
+    load: async () => (await import('./commands/unstage.js')).unstageCommand,
+  },
+  {
+    name: 'auth status',
+    summary: 'Show which credential a run would use, and whether it will last (redacted)',
+    load: async () => (await import('./commands/auth-status.js')).authStatusCommand,
+  },
+  {
+    name: 'auth refresh',
+    summary: 'Refresh the login in a CODEX_HOME now if it expires within --min-ttl (locked, atomic)',
+    load: async () => (await import('./commands/auth-refresh.js')).authRefreshCommand,
+  },
+  {
+    name: 'auth export',
+    summary: 'Write an access-token-only credential that lasts a given time (for CI matrix jobs)',
+    load: async () => (await import('./commands/auth-export.js')).authExportCommand,
+  },
+  {
+    name: 'doctor',
+    summary: 'Preflight: Docker, the image, the credential against the planned run, optional live smoke call',
+    load: async () => (await import('./commands/doctor.js')).doctorCommand,
+  },
+  {
+    name: 'clean',
+    summary: 'Remove containers and volumes that killed runs left behind',
+    load: async () => (await import('./commands/clean.js')).cleanCommand,
+  },
+  {
+    name: 'build',
+    summary: 'Build the codexbox image from this checkout',
+    load: async () => (await import('./commands/build.js')).buildCommand,
+  },
 ];
 
 function usage(): string {
@@ -41,7 +78,7 @@ Run \`codexbox <command> --help\` for a command's options. Exit codes are listed
 `;
 }
 
-function findCommand(args: string[]): { command: Command; rest: string[] } | undefined {
+function findCommand(args: string[]): { command: CommandEntry; rest: string[] } | undefined {
   for (const command of commands) {
     const words = command.name.split(' ');
     if (words.every((word, index) => args[index] === word))
@@ -90,7 +127,7 @@ export async function runCli(args: string[], io: CliIo): Promise<number> {
     now: io.now ?? (() => new Date()),
   };
   try {
-    return await found.command.run(context);
+    return await (await found.command.load()).run(context);
   } catch (error) {
     if (isCodexboxError(error)) {
       stderr(`${formatError(error)}\n`);

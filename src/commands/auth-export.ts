@@ -25,7 +25,6 @@ async function writeSecretFile(path: string, content: string): Promise<void> {
 
 export const authExportCommand: Command = {
   name: 'auth export',
-  summary: 'Write an access-token-only credential that lasts a given time (for CI matrix jobs)',
   usage: `Usage: codexbox auth export --access-only --min-ttl DURATION --output FILE [--codex-home DIR] [--base64]
 
 Writes auth.json for jobs that must not hold a refresh token: the access and id tokens with

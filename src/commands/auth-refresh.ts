@@ -9,7 +9,6 @@ import { parseOptions } from './parse-options.js';
 
 export const authRefreshCommand: Command = {
   name: 'auth refresh',
-  summary: 'Refresh the login in a CODEX_HOME now if it expires within --min-ttl (locked, atomic)',
   usage: `Usage: codexbox auth refresh [--min-ttl DURATION] [--codex-home DIR]
 
 Refreshes the ChatGPT login in DIR/auth.json (default $CODEX_HOME or ~/.codex) when its access

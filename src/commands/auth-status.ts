@@ -114,7 +114,6 @@ export function formatAuthStatus(report: AuthStatusReport): string {
 
 export const authStatusCommand: Command = {
   name: 'auth status',
-  summary: 'Show which credential a run would use, and whether it will last (redacted)',
   usage: `Usage: codexbox auth status [--codex-home DIR] [--for-run DURATION] [--json]
 
 Shows which credential source codexbox would use, its mode and expiry, whether a refresh is due,

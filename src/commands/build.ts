@@ -5,7 +5,6 @@ import { parseOptions } from './parse-options.js';
 
 export const buildCommand: Command = {
   name: 'build',
-  summary: 'Build the codexbox image from this checkout',
   usage: `Usage: codexbox build [--tag NAME] [--base-image IMAGE] [--codex-version V] [--extra-ca FILE] [--quiet]
 
 Options:

@@ -7,7 +7,6 @@ import { parseOptions } from './parse-options.js';
 
 export const cleanCommand: Command = {
   name: 'clean',
-  summary: 'Remove containers and volumes that killed runs left behind',
   usage: `Usage: codexbox clean [--older-than DURATION] [--all] [--dry-run] [--json]
 
 Removes codexbox-labelled containers and volumes whose codexbox process is gone (for example after

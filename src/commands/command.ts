@@ -16,7 +16,6 @@ export interface CommandContext {
 
 export interface Command {
   name: string;
-  summary: string;
   usage: string;
   run(context: CommandContext): Promise<number>;
 }

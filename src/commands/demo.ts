@@ -46,7 +46,6 @@ async function ensureImage(
 
 export const demoCommand: Command = {
   name: 'demo',
-  summary: 'Run codex for two turns against a bundled mock backend, with a bundled fake identity',
   usage: `Usage: codexbox demo [--image NAME] [--base-image IMAGE] [--extra-ca FILE]
 
 Builds the image if it is missing, starts a mock OpenAI backend on 127.0.0.1, stages the bundled

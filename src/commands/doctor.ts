@@ -43,7 +43,6 @@ const marks: Record<CheckStatus, string> = { pass: 'ok  ', warn: 'warn', fail: '
 
 export const doctorCommand: Command = {
   name: 'doctor',
-  summary: 'Preflight: Docker, the image, the credential against the planned run, optional live smoke call',
   usage: `Usage: codexbox doctor [--image NAME] [--codex-home DIR] [--for-run DURATION] [--smoke] [--network NAME] [--json]
 
 Checks, in order: the Docker engine answers; the image is present (and its codex version); a

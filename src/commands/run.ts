@@ -37,7 +37,6 @@ function parseMemory(text: string | undefined): number | undefined {
 
 export const runCommand: Command = {
   name: 'run',
-  summary: 'Stage a per-run CODEX_HOME, run codex in a container, collect artifacts, clean up',
   usage: `Usage: codexbox run [options] -- <codex arguments…>
 
 Runs codex in a fresh container with your login staged into a per-run volume, streams its redacted

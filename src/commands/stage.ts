@@ -11,7 +11,6 @@ import { parseOptions } from './parse-options.js';
 
 export const stageCommand: Command = {
   name: 'stage',
-  summary: 'Create and fill a CODEX_HOME volume for containers you start yourself; print its name',
   usage: `Usage: codexbox stage [--image NAME] [--codex-home DIR] [--max-run-time DURATION] [--json]
 
 Creates a labelled volume holding a sanitized, token-minimized CODEX_HOME (auth.json, config.toml)

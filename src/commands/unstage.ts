@@ -6,7 +6,6 @@ import { parseOptions } from './parse-options.js';
 
 export const unstageCommand: Command = {
   name: 'unstage',
-  summary: 'Remove a volume made by `codexbox stage`',
   usage: `Usage: codexbox unstage VOLUME…
 
 Removes CODEX_HOME volumes that \`codexbox stage\` created. Volumes codexbox did not create are

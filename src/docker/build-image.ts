@@ -17,7 +17,7 @@ const contextEntries = [
   'package-lock.json',
   'tsconfig.json',
   'tsconfig.build.json',
-  'scripts/bundle-entrypoint.mjs',
+  'scripts/bundle.mjs',
   'src',
   'entrypoint',
   'image',

@@ -14,7 +14,7 @@ import type { RefreshClientOptions } from '../common/refresh-client.js';
 import type { DockerPort } from '../docker/docker-port.js';
 import { runLabels } from '../docker/labels.js';
 import { CleanupStack } from './cleanup-stack.js';
-import { imageCodexHome, newRunId, stageCodexHome } from './stage-codex-home.js';
+import { createCodexHomeVolume, fillCodexHome, imageCodexHome, newRunId } from './stage-codex-home.js';
 import { prepareStagedCredential, type StagedCredential } from './staged-credential.js';
 import { type SyncBackOutcome, syncBackRotatedTokens } from './sync-back.js';
 
@@ -138,13 +138,7 @@ export async function runCodex(options: RunCodexOptions, deps: RunCodexDeps): Pr
         deps.log('refreshed the access token on the host before staging');
       if (staged.dropped.length > 0)
         deps.log(`config.toml: dropped ${staged.dropped.map((d) => d.key).join(', ')}`);
-      result.volume = await stageCodexHome(docker, {
-        runId,
-        image: options.image,
-        files: staged.files,
-        onCleanupFailure: (step, error) =>
-          deps.log(`warning: could not ${step}: ${(error as Error).message}`),
-      });
+      result.volume = await createCodexHomeVolume(docker, runId);
       const volume = result.volume;
       if (!options.keep) cleanup.defer(`remove volume ${volume}`, () => docker.removeVolume(volume));
       else deps.log(`keeping volume ${volume} (--keep)`);
@@ -164,6 +158,7 @@ export async function runCodex(options: RunCodexOptions, deps: RunCodexDeps): Pr
       stopTimeoutSeconds: stopGraceSeconds,
     });
     cleanup.defer('remove the run container', () => docker.removeContainer(container));
+    if (staged) await fillCodexHome(docker, container, staged.files);
 
     await mkdir(artifactsDir, { recursive: true });
     const logFile = createWriteStream(join(artifactsDir, 'codex.log'), { mode: 0o600 });

@@ -25,11 +25,31 @@ export interface StageOptions {
   onCleanupFailure?: (step: string, error: unknown) => void;
 }
 
-// Creates the run's CODEX_HOME volume and fills it through putArchive on a created, never started
-// container: no secret in any Env, Cmd, label or bind mount. Leaves nothing behind on failure.
+export async function createCodexHomeVolume(
+  docker: DockerPort,
+  runId: string,
+  staged = false,
+): Promise<string> {
+  const volume = volumeNameFor(runId);
+  await docker.createVolume(volume, runLabels(runId, 'codex-home', { staged }));
+  return volume;
+}
+
+// Secrets enter a volume only as an in-memory tar through putArchive, on a container that is
+// created and not yet started: never through Env, Cmd, labels or a bind mount.
+export async function fillCodexHome(
+  docker: DockerPort,
+  containerId: string,
+  files: StagedFile[],
+  owner: ArchiveOwner = imageCodexOwner,
+): Promise<void> {
+  await docker.putArchive(containerId, imageCodexHome, await buildCodexHomeArchive(files, owner));
+}
+
+// A filled CODEX_HOME volume for containers started elsewhere (codexbox stage, the demo): a
+// short-lived stager container that never starts does the putArchive. Leaves nothing on failure.
 export async function stageCodexHome(docker: DockerPort, options: StageOptions): Promise<string> {
-  const volume = volumeNameFor(options.runId);
-  await docker.createVolume(volume, runLabels(options.runId, 'codex-home', { staged: options.staged }));
+  const volume = await createCodexHomeVolume(docker, options.runId, options.staged);
   let stager: string | undefined;
   try {
     stager = await docker.createContainer({
@@ -42,11 +62,7 @@ export async function stageCodexHome(docker: DockerPort, options: StageOptions):
       binds: [`${volume}:${imageCodexHome}`],
       networkMode: 'none',
     });
-    await docker.putArchive(
-      stager,
-      imageCodexHome,
-      await buildCodexHomeArchive(options.files, options.owner ?? imageCodexOwner),
-    );
+    await fillCodexHome(docker, stager, options.files, options.owner);
     return volume;
   } catch (error) {
     if (stager) await docker.removeContainer(stager).catch(() => undefined);

@@ -76,18 +76,19 @@ describe('runCodex against a recording fake Docker', () => {
 
     const put = docker.calls.find((call) => call.method === 'putArchive')!;
     expect(put.args[1]).toBe('/codex-home');
-    const stager = docker.calls.find((call) => call.method === 'createContainer')!.args[0] as {
+    // The secrets go into the run container's volume before it starts, and nowhere else.
+    expect(docker.calls.map((call) => call.method).slice(0, 5)).toEqual([
+      'inspectImage',
+      'createVolume',
+      'createContainer',
+      'putArchive',
+      'startContainer',
+    ]);
+    const runSpec = docker.calls.find((call) => call.method === 'createContainer')!.args[0] as {
       env: string[];
       cmd: string[];
     };
-    expect(stager.env).toEqual([]);
-    const tar = (docker as unknown as { calls: { method: string; args: unknown[] }[] }).calls;
-    expect(tar.filter((call) => call.method === 'putArchive')).toHaveLength(1);
-    const runSpec = docker.calls.filter((call) => call.method === 'createContainer')[1]!.args[0] as {
-      env: string[];
-      cmd: string[];
-      labels: object;
-    };
+    expect(runSpec.env).toEqual(['CODEXBOX_STDIO=pipe']);
     expect(runSpec.cmd).toEqual(['codex', 'exec', 'hello']);
     expect(
       findLeaks(

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { execa } from 'execa';
 
-export const cliPath = join(import.meta.dirname, '../../../dist/src/cli.js');
+export const cliPath = join(import.meta.dirname, '../../../dist/cli/codexbox.mjs');
 
 // The real CLI in its own process, with only the environment a test gives it.
 export function codexbox(args: string[], env: Record<string, string> = {}, options: { cwd?: string } = {}) {

@@ -1,0 +1,63 @@
+// Bundles what ships: the CLI (one file, starts ~3x faster than node_modules resolution) and the
+// in-container programs (no node_modules in the runtime image): the entrypoint, compose's stager
+// and the demo's mock backend.
+import { build } from 'esbuild';
+
+const common = {
+  bundle: true,
+  platform: 'node',
+  mainFields: ['module', 'main'],
+  target: 'node20',
+  format: 'esm',
+  outExtension: { '.js': '.mjs' },
+  legalComments: 'none',
+  logLevel: 'warning',
+  // Parse time is most of a cold start; keepNames because error classes report their own names.
+  minify: true,
+  keepNames: true,
+  banner: {
+    js: [
+      "import { createRequire as __codexboxRequire } from 'node:module';",
+      "import { fileURLToPath as __codexboxPath } from 'node:url';",
+      "import { dirname as __codexboxDirname } from 'node:path';",
+      'const require = __codexboxRequire(import.meta.url);',
+      'const __filename = __codexboxPath(import.meta.url);',
+      'const __dirname = __codexboxDirname(__filename);',
+    ].join(' '),
+  },
+};
+
+const stubs = {
+  name: 'codexbox-stubs',
+  setup(builder) {
+    builder.onResolve({ filter: /^ssh2$/ }, () => ({
+      path: new URL('./bundle-stubs/ssh2.cjs', import.meta.url).pathname,
+    }));
+    builder.onResolve({ filter: /^(@grpc\/grpc-js|@grpc\/proto-loader|protobufjs)$/ }, () => ({
+      path: new URL('./bundle-stubs/grpc.cjs', import.meta.url).pathname,
+    }));
+  },
+};
+
+await build({
+  ...common,
+  entryPoints: {
+    'codexbox-entrypoint': 'entrypoint/main.ts',
+    'codexbox-stage': 'entrypoint/stage-main.ts',
+    'codexbox-mock': 'src/demo/serve-mock.ts',
+  },
+  outdir: 'dist/image',
+});
+
+if (!process.argv.includes('--image-only')) {
+  await build({
+    ...common,
+    entryPoints: { codexbox: 'src/cli.ts' },
+    outdir: 'dist/cli',
+    splitting: true,
+    chunkNames: 'chunks/[name]-[hash]',
+    external: ['cpu-features'],
+    loader: { '.node': 'empty' },
+    plugins: [stubs],
+  });
+}
