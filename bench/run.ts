@@ -286,5 +286,5 @@ try {
     `# Benchmark results\n\nMeasured ${results.date} by \`npm run bench\` (${pairs} alternating pairs per timing).\n\nMachine: ${machine}\n\n${table}\n\n${notes}`,
   );
 } finally {
-  await rm(work, { recursive: true, force: true });
+  await rm(work, { recursive: true, force: true, maxRetries: 3 }).catch(() => undefined);
 }

@@ -17,6 +17,7 @@ import {
   UsageError,
 } from '../src/common/errors.js';
 import { Redactor } from '../src/common/redactor.js';
+import { refreshClientFromEnv } from '../src/common/refresh-client.js';
 import { codexboxVersion } from '../src/common/version.js';
 import { buildChildEnv } from './child-env.js';
 import { type CredentialUse, classifyInvocation, credentialUse } from './command-line.js';
@@ -157,6 +158,7 @@ async function prepareCredentials(
     log,
     now: () => new Date(),
     owner,
+    refreshClient: refreshClientFromEnv(process.env),
   });
   state.refresh = state.prepared.refresh.result;
   state.dropped = state.prepared.dropped;

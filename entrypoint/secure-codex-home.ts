@@ -8,6 +8,11 @@ export interface Owner {
   gid: number;
 }
 
+function ignoreMissing(error: unknown): undefined {
+  if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+  throw error;
+}
+
 const credentialFile = /^(auth\.json|config\.toml|[A-Za-z0-9_-]+\.config\.toml)$/;
 const maxEntries = 50_000;
 
@@ -22,23 +27,25 @@ export async function secureCodexHome(codexHome: string, owner: Owner): Promise<
   }
   let changed = 0;
   let seen = 0;
+  // Entries may vanish while we walk (codex in a concurrent `docker exec` rotates its sqlite
+  // journals): a missing entry needs no fixing.
   const visit = async (path: string, depth: number): Promise<void> => {
-    const entry = await lstat(path);
-    if (++seen > maxEntries) return;
+    const entry = await lstat(path).catch(ignoreMissing);
+    if (!entry || ++seen > maxEntries) return;
     if (entry.uid !== owner.uid || entry.gid !== owner.gid) {
-      await lchown(path, owner.uid, owner.gid);
-      changed++;
+      if ((await lchown(path, owner.uid, owner.gid).then(() => true, ignoreMissing)) === true) changed++;
     }
     if (entry.isDirectory() && depth < 8) {
-      for (const name of await readdir(path)) await visit(join(path, name), depth + 1);
+      for (const name of (await readdir(path).catch(ignoreMissing)) ?? [])
+        await visit(join(path, name), depth + 1);
     }
   };
   await visit(codexHome, 0);
   if ((stats.mode & 0o777) !== 0o700) await chmod(codexHome, 0o700);
   for (const name of await readdir(codexHome)) {
     const path = join(codexHome, name);
-    const entry = await lstat(path);
-    if (entry.isFile() && credentialFile.test(name) && (entry.mode & 0o777) !== 0o600)
+    const entry = await lstat(path).catch(ignoreMissing);
+    if (entry?.isFile() && credentialFile.test(name) && (entry.mode & 0o777) !== 0o600)
       await chmod(path, 0o600);
   }
   return changed;

@@ -2,7 +2,7 @@ import { open } from 'node:fs/promises';
 import { locateCredentials } from '../common/credential-sources.js';
 import { parseDuration } from '../common/duration.js';
 import { FileIoError, UsageError } from '../common/errors.js';
-import { refreshUrlFromEnv } from '../common/refresh-client.js';
+import { refreshClientFromEnv } from '../common/refresh-client.js';
 import { prepareStagedCredential } from '../run/staged-credential.js';
 import type { Command, CommandContext } from './command.js';
 import { parseOptions } from './parse-options.js';
@@ -70,7 +70,7 @@ Options:
       stageRefreshToken: false,
       now: context.now,
       redactor: context.redactor,
-      refreshClient: { url: refreshUrlFromEnv(context.env) },
+      refreshClient: refreshClientFromEnv(context.env),
     });
     const json = staged.staged.serialize();
     await writeSecretFile(values.output, values.base64 ? `${Buffer.from(json).toString('base64')}\n` : json);

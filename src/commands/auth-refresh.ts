@@ -1,7 +1,7 @@
 import { locateCredentials } from '../common/credential-sources.js';
 import { formatDuration, parseDuration } from '../common/duration.js';
 import { UsageError } from '../common/errors.js';
-import { refreshUrlFromEnv } from '../common/refresh-client.js';
+import { refreshClientFromEnv } from '../common/refresh-client.js';
 import { refreshUnderLock } from '../common/refresh-under-lock.js';
 import { accessTokenExpiry } from '../common/token-expiry.js';
 import type { Command, CommandContext } from './command.js';
@@ -39,7 +39,7 @@ writes the rotated pair back atomically. Use it before a compose run that stages
       marginMs: parseDuration(values['min-ttl'] ?? '10m', '--min-ttl'),
       now: context.now,
       redactor: context.redactor,
-      refreshClient: { url: refreshUrlFromEnv(context.env) },
+      refreshClient: refreshClientFromEnv(context.env),
     });
     const { expiresAt } = accessTokenExpiry(result.document.mode);
     const left = expiresAt ? formatDuration(expiresAt.getTime() - context.now().getTime()) : 'unknown';

@@ -5,7 +5,7 @@ import { parseDuration } from '../common/duration.js';
 import { isCodexboxError } from '../common/errors.js';
 import { ExitCode } from '../common/exit-codes.js';
 import { readSanitizedConfig } from '../common/read-config.js';
-import { refreshUrlFromEnv } from '../common/refresh-client.js';
+import { refreshClientFromEnv } from '../common/refresh-client.js';
 import { defaultImage } from '../docker/build-image.js';
 import { runCodex } from '../run/run-codex.js';
 import { buildAuthStatus } from './auth-status.js';
@@ -149,7 +149,7 @@ credential, 77 log in again, …; see README).`,
               stderr: new PassThrough(),
               log: () => {},
               now: context.now,
-              refreshClient: { url: refreshUrlFromEnv(context.env) },
+              refreshClient: refreshClientFromEnv(context.env),
             },
           );
           output.end();

@@ -1,6 +1,6 @@
 import { parseDuration } from '../common/duration.js';
 import { UsageError } from '../common/errors.js';
-import { refreshUrlFromEnv } from '../common/refresh-client.js';
+import { refreshClientFromEnv } from '../common/refresh-client.js';
 import { defaultImage } from '../docker/build-image.js';
 import { runCodex } from '../run/run-codex.js';
 import type { Command, CommandContext } from './command.js';
@@ -99,7 +99,7 @@ code (64-78) from README.`,
           log: (line) => context.stderr(`codexbox: ${line}\n`),
           now: context.now,
           signal,
-          refreshClient: { url: refreshUrlFromEnv(context.env) },
+          refreshClient: refreshClientFromEnv(context.env),
         },
       ),
     );

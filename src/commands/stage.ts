@@ -1,7 +1,7 @@
 import { locateCredentials } from '../common/credential-sources.js';
 import { parseDuration } from '../common/duration.js';
 import { ImageNotFoundError } from '../common/errors.js';
-import { refreshUrlFromEnv } from '../common/refresh-client.js';
+import { refreshClientFromEnv } from '../common/refresh-client.js';
 import { defaultImage } from '../docker/build-image.js';
 import { newRunId, stageCodexHome } from '../run/stage-codex-home.js';
 import { prepareStagedCredential } from '../run/staged-credential.js';
@@ -58,7 +58,7 @@ Options:
       stageRefreshToken: false,
       now: context.now,
       redactor: context.redactor,
-      refreshClient: { url: refreshUrlFromEnv(context.env) },
+      refreshClient: refreshClientFromEnv(context.env),
     });
     const runId = newRunId();
     const volume = await stageCodexHome(docker, { runId, image, files: staged.files, staged: true });

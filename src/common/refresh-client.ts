@@ -1,4 +1,5 @@
 import type { RefreshedTokens } from './auth-document.js';
+import { parseDuration } from './duration.js';
 import { RefreshUnavailableError, ReloginRequiredError } from './errors.js';
 import type { Redactor } from './redactor.js';
 import { Secret } from './secret.js';
@@ -32,6 +33,16 @@ export interface RefreshResult extends RefreshedTokens {
 
 export function refreshUrlFromEnv(env: NodeJS.ProcessEnv = process.env): string {
   return env[refreshUrlOverrideVariable] || defaultRefreshUrl;
+}
+
+// The endpoint and timeout a refresh uses: CODEX_REFRESH_TOKEN_URL_OVERRIDE (as codex reads it)
+// and CODEXBOX_REFRESH_TIMEOUT (a duration; default 20s per attempt).
+export function refreshClientFromEnv(env: NodeJS.ProcessEnv): RefreshClientOptions {
+  const timeout = env.CODEXBOX_REFRESH_TIMEOUT;
+  return {
+    url: refreshUrlFromEnv(env),
+    ...(timeout ? { timeoutMs: parseDuration(timeout, 'CODEXBOX_REFRESH_TIMEOUT') } : {}),
+  };
 }
 
 class RetryableRefreshFailure extends Error {}

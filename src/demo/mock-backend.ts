@@ -118,6 +118,11 @@ export class MockBackend {
     this.#validRefreshTokens.add(token);
   }
 
+  // Whether a refresh token could still be exchanged: a family whose newest token is lost is dead.
+  isRefreshTokenValid(token: string): boolean {
+    return this.#validRefreshTokens.has(token);
+  }
+
   // A config.toml that points codex's model traffic at this server under a ChatGPT identity.
   codexConfig(host = this.#options.host ?? '127.0.0.1'): string {
     return mockCodexConfig(`http://${host}:${this.port}`);
