@@ -14,7 +14,6 @@ export interface ContainerSpec {
   user?: string;
   memoryBytes?: number;
   stopTimeoutSeconds?: number;
-  tty?: boolean;
   entrypoint?: string[];
 }
 

@@ -152,7 +152,7 @@ export class DockerodeAdapter implements DockerPort {
         Labels: spec.labels,
         WorkingDir: spec.workingDir,
         User: spec.user,
-        Tty: spec.tty ?? false,
+        Tty: false,
         StopTimeout: spec.stopTimeoutSeconds,
         HostConfig: {
           Binds: spec.binds,
@@ -191,16 +191,15 @@ export class DockerodeAdapter implements DockerPort {
     await attempt(() => this.#docker.getContainer(containerId).start(), 'start the container');
   }
 
+  // codexbox creates its containers without a TTY, so the log is always multiplexed.
   async streamLogs(containerId: string, stdout: Writable, stderr: Writable) {
     const container = this.#docker.getContainer(containerId);
     const stream = (await attempt(
       () => container.logs({ follow: true, stdout: true, stderr: true }),
       'follow the container log',
     )) as unknown as Readable;
-    const { Config } = await attempt(() => container.inspect(), 'inspect the container');
     await new Promise<void>((resolve, reject) => {
-      if (Config.Tty) stream.pipe(stdout, { end: false });
-      else this.#docker.modem.demuxStream(stream, stdout, stderr);
+      this.#docker.modem.demuxStream(stream, stdout, stderr);
       stream.on('end', resolve);
       stream.on('error', reject);
     });

@@ -181,7 +181,7 @@ describe.skipIf(!environment.available)('faults', () => {
   });
 
   it.runIf(existsSync(managedDockerdMarker))(
-    'the Docker daemon restarting mid-run: exit 69, and `codexbox clean` removes the rest',
+    'the Docker daemon restarting mid-run: exit 143 or 69, and `codexbox clean` removes the rest',
     async () => {
       const slow = await MockBackend.start({ responseDelayMs: 60_000 });
       const home = await artifactsDir();
