@@ -20,6 +20,8 @@ export interface EntrypointConfig {
   // Set when codexCommand bypasses the launcher, which would have exported it to codex.
   codexPackageRoot: string | null;
   metadata: boolean;
+  // Keep a staged refresh token out of codex's reach (CODEXBOX_BROKER=off to disable).
+  broker: boolean;
   // How long codex gets between SIGTERM and SIGKILL; below Docker's 10 s stop grace.
   killGraceMs: number;
 }
@@ -83,6 +85,7 @@ export function readEntrypointConfig(env: NodeJS.ProcessEnv): EntrypointConfig {
     codexCommand: env.CODEXBOX_CODEX_BIN || 'codex',
     codexPackageRoot: env.CODEXBOX_CODEX_BIN ? env.CODEXBOX_CODEX_PACKAGE_ROOT || null : null,
     metadata: env.CODEXBOX_METADATA !== 'off',
+    broker: env.CODEXBOX_BROKER !== 'off',
     killGraceMs: 8_000,
   };
 }

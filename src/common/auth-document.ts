@@ -178,6 +178,15 @@ export class AuthDocument {
     });
   }
 
+  // The same tokens with another refresh token: what the broker hands back after codex is done.
+  withRefreshToken(refreshToken: Secret): AuthDocument {
+    if (this.mode.kind !== 'chatgpt') return this;
+    return new AuthDocument({
+      ...this.#document,
+      tokens: { ...this.#chatgptTokensObject(), refresh_token: refreshToken.reveal() },
+    });
+  }
+
   // A copy for a container that must not hold the long-lived refresh token.
   withoutRefreshToken(): AuthDocument {
     if (this.mode.kind !== 'chatgpt') return this;

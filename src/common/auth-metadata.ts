@@ -32,6 +32,8 @@ export interface AuthMetadata {
   after: IdentitySummary | null;
   refresh: { happened: boolean; result: RefreshResultClass; by: OutcomeSource | 'codex' | null };
   tokensRotatedByCodex: boolean;
+  // The in-container refresh broker: whether it held the refresh token, and how often codex used it.
+  broker: { enabled: boolean; refreshes: number };
   configDropped: string[];
   versions: { codexbox: string; codex: string | null; node: string };
   outcome: { source: OutcomeSource; exitCode: number; kind: string };

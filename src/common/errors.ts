@@ -92,6 +92,8 @@ export class LockTimeoutError extends CodexboxError {
 export class ReloginRequiredError extends CodexboxError {
   readonly code = 'ERR_RELOGIN_REQUIRED';
   readonly exitCode = ExitCode.permissionDenied;
+  // The OAuth error code behind it (refresh_token_reused, …), when the server gave one.
+  oauthCode?: string;
 }
 
 export class CredentialTooShortError extends CodexboxError {

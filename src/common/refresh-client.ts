@@ -122,9 +122,11 @@ async function attemptRefresh(
   if (response.ok) return parseTokenResponse(body, redactor);
   const code = errorCodeOf(body);
   if (response.status === 401 || (code !== undefined && reloginErrorCodes.has(code))) {
-    throw new ReloginRequiredError(`the refresh token was rejected${describeCode(code)}`, {
+    const rejected = new ReloginRequiredError(`the refresh token was rejected${describeCode(code)}`, {
       hint: 'Log in again with `codex login` on the host, then stage the new credential.',
     });
+    rejected.oauthCode = code && printableCode.test(code) ? code : undefined;
+    throw rejected;
   }
   if (response.status >= 500 || response.status === 429) {
     throw new RetryableRefreshFailure(`the OAuth endpoint answered ${response.status}${describeCode(code)}`);
