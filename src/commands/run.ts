@@ -87,6 +87,9 @@ code (64-78) from README.`,
           network: values.network,
           keep: values.keep ?? false,
           stageRefreshToken: values['stage-refresh-token'] ?? false,
+          refreshMarginMs: context.env.CODEXBOX_REFRESH_MARGIN
+            ? parseDuration(context.env.CODEXBOX_REFRESH_MARGIN, 'CODEXBOX_REFRESH_MARGIN')
+            : undefined,
           volume: values.volume,
           memoryBytes: parseMemory(values.memory),
         },

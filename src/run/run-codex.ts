@@ -29,6 +29,7 @@ export interface RunCodexOptions {
   network?: string;
   keep: boolean;
   stageRefreshToken: boolean;
+  refreshMarginMs?: number;
   // Run in an already staged volume (codexbox stage): it is neither filled nor removed here.
   volume?: string;
   memoryBytes?: number;
@@ -128,6 +129,7 @@ export async function runCodex(options: RunCodexOptions, deps: RunCodexDeps): Pr
         located,
         maxRunMs: options.maxRunMs,
         stageRefreshToken: options.stageRefreshToken,
+        refreshMarginMs: options.refreshMarginMs,
         now: deps.now,
         redactor,
         refreshClient: deps.refreshClient,

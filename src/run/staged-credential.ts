@@ -34,12 +34,14 @@ export interface StageCredentialOptions {
   now: () => Date;
   redactor: Redactor;
   refreshClient?: RefreshClientOptions;
+  // How close to expiry a token counts as expiring (default 10m, CODEXBOX_REFRESH_MARGIN).
+  refreshMarginMs?: number;
   // The credential was mounted read-only (compose's stage service): it can be read, never refreshed.
   readOnlySource?: boolean;
 }
 
-function lastsThrough(document: AuthDocument, now: Date, runMs: number): boolean {
-  const status = assessTokenHealth(document.mode, now, runMs + codexboxRefreshMarginMs).status;
+function lastsThrough(document: AuthDocument, now: Date, runMs: number, marginMs: number): boolean {
+  const status = assessTokenHealth(document.mode, now, runMs + marginMs).status;
   return status === 'healthy' || status === 'no-expiry';
 }
 
@@ -74,12 +76,13 @@ function tooShort(options: StageCredentialOptions, document: AuthDocument): Cred
 // (refreshing once on the host first if needed); the refresh token only on request.
 export async function prepareStagedCredential(options: StageCredentialOptions): Promise<StagedCredential> {
   const { located, maxRunMs, now } = options;
+  const marginMs = options.refreshMarginMs ?? codexboxRefreshMarginMs;
   const config = await configFiles(located.codexHome);
   let document = located.document;
   let hostRefresh: StagedCredential['hostRefresh'] = 'none';
   let lock: AuthLock | undefined;
   const refreshOptions = {
-    marginMs: maxRunMs + codexboxRefreshMarginMs,
+    marginMs: maxRunMs + marginMs,
     now,
     redactor: options.redactor,
     seen: document,
@@ -91,7 +94,7 @@ export async function prepareStagedCredential(options: StageCredentialOptions): 
     try {
       const refreshed = await refreshHoldingLock(located.authPath, lock, {
         ...refreshOptions,
-        marginMs: codexboxRefreshMarginMs,
+        marginMs,
       });
       document = refreshed.document;
       hostRefresh = refreshed.outcome;
@@ -102,14 +105,14 @@ export async function prepareStagedCredential(options: StageCredentialOptions): 
   } else if (
     document.mode.kind === 'chatgpt' &&
     !options.stageRefreshToken &&
-    !lastsThrough(document, now(), maxRunMs)
+    !lastsThrough(document, now(), maxRunMs, marginMs)
   ) {
     const writeBackPath = options.readOnlySource ? undefined : located.authPath;
     if (!canRefresh(document.mode) || !writeBackPath) throw tooShort(options, document);
     const refreshed = await refreshUnderLock(writeBackPath, refreshOptions);
     document = refreshed.document;
     hostRefresh = refreshed.outcome;
-    if (!lastsThrough(document, now(), maxRunMs)) {
+    if (!lastsThrough(document, now(), maxRunMs, marginMs)) {
       throw new CredentialTooShortError(
         `even a fresh access token does not last a ${formatDuration(maxRunMs)} run`,
         {

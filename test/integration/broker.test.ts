@@ -1,0 +1,154 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { MockBackend } from '../../src/demo/mock-backend.js';
+import { chatgptAuthJson, findLeaks, makeCanaries } from '../support/canary.js';
+import { codexbox } from './support/cli.js';
+import { artifactsDir, containerName, dockerRun, environment, output, stage } from './support/harness.js';
+
+const json = (value: unknown) => JSON.stringify(value, null, 2);
+// Inside codex's own 5-minute proactive window, outside the entrypoint's (lowered) margin: codex
+// itself must refresh, through the broker.
+const fourMinutes = () => Math.floor(Date.now() / 1000) + 4 * 60;
+
+async function volumeAuth(
+  volume: string,
+): Promise<{ tokens: { refresh_token: string; access_token: string } }> {
+  const read = await execa('docker', [
+    'run',
+    '--rm',
+    '--entrypoint',
+    'cat',
+    '-v',
+    `${volume}:/v`,
+    environment.image,
+    '/v/auth.json',
+  ]);
+  return JSON.parse(read.stdout);
+}
+
+describe.skipIf(!environment.available)('the refresh broker with the real codex', () => {
+  let backend: MockBackend;
+  beforeEach(async () => {
+    backend = await MockBackend.start({
+      answer: (turn) => `BROKERED-${turn}`,
+      accessTokenLifetimeSeconds: 3600,
+    });
+  });
+  afterEach(async () => backend.close());
+
+  it('codex refreshes mid-run through the broker; upstream sees the real token once; it comes back afterwards', async () => {
+    const canaries = makeCanaries({ exp: fourMinutes() });
+    backend.acceptRefreshToken(canaries.refreshToken);
+    const volume = await stage([
+      { name: 'auth.json', content: json(chatgptAuthJson(canaries)) },
+      { name: 'config.toml', content: backend.codexConfig() },
+    ]);
+    const artifacts = await artifactsDir();
+    const run = await dockerRun(['exec', '--skip-git-repo-check', '--json', 'brokered'], {
+      volume,
+      artifacts,
+      env: { CODEXBOX_REFRESH_MARGIN: '1m', CODEX_REFRESH_TOKEN_URL_OVERRIDE: backend.refreshUrl },
+    });
+    expect(run.exitCode, output(run)).toBe(0);
+    expect(run.stdout).toContain('BROKERED-1');
+    expect(backend.refreshRequests).toHaveLength(1);
+    expect(backend.refreshRequests[0]!.body).toMatchObject({ refresh_token: canaries.refreshToken });
+    const rotated = backend.issuedRefreshTokens[0]!;
+    const responses = backend.responsesRequests.map((request) => request.authorization);
+    expect(responses).toHaveLength(1);
+    expect(responses[0]).not.toBe(`Bearer ${canaries.accessToken}`);
+    const handedBack = await volumeAuth(volume);
+    expect(handedBack.tokens.refresh_token).toBe(rotated);
+    expect(responses[0]).toBe(`Bearer ${handedBack.tokens.access_token}`);
+    const metadata = JSON.parse(await readFile(join(artifacts, 'auth-metadata.json'), 'utf8'));
+    expect(metadata.broker).toEqual({ enabled: true, refreshes: 1 });
+    expect(findLeaks(output(run), [...canaries.all, rotated])).toEqual([]);
+  });
+
+  it('as the codex uid, a running container holds the refresh token nowhere it can read', async () => {
+    const canaries = makeCanaries();
+    const slow = await MockBackend.start({ responseDelayMs: 5_000 });
+    try {
+      const volume = await stage([
+        { name: 'auth.json', content: json(chatgptAuthJson(canaries)) },
+        { name: 'config.toml', content: slow.codexConfig() },
+      ]);
+      const name = containerName();
+      const run = dockerRun(['exec', '--skip-git-repo-check', 'slow'], {
+        volume,
+        name,
+        artifacts: await artifactsDir(),
+      });
+      await expect.poll(() => slow.responsesRequests.length, { timeout: 60_000, interval: 200 }).toBe(1);
+      const attempt = await execa(
+        'docker',
+        [
+          'exec',
+          '-u',
+          '1000',
+          name,
+          'sh',
+          '-c',
+          [
+            'env',
+            'find /codex-home /artifacts /run/secrets /tmp /home/codex -type f -exec cat {} + 2>/dev/null',
+            'cat /proc/1/environ /proc/1/cmdline 2>/dev/null',
+            'for d in /proc/[0-9]*; do cat $d/cmdline $d/environ 2>/dev/null; head -c 1000000 $d/mem 2>/dev/null; done',
+            'echo probe-done',
+          ].join('; '),
+        ],
+        { reject: false, encoding: 'buffer' },
+      );
+      await run;
+      const seen = Buffer.from(attempt.stdout).toString('latin1');
+      expect(seen).toContain('probe-done');
+      expect(seen).toContain('"refresh_token": ""');
+      expect(findLeaks(seen, [canaries.refreshToken])).toEqual([]);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('codexbox run --stage-refresh-token: the broker rotates inside, the host gets the newest pair back', async () => {
+    const canaries = makeCanaries({ exp: fourMinutes() });
+    backend.acceptRefreshToken(canaries.refreshToken);
+    const home = await artifactsDir();
+    await writeFile(join(home, 'auth.json'), JSON.stringify(chatgptAuthJson(canaries)), { mode: 0o600 });
+    await writeFile(join(home, 'config.toml'), backend.codexConfig());
+    const env = { CODEXBOX_REFRESH_MARGIN: '1m', CODEX_REFRESH_TOKEN_URL_OVERRIDE: backend.refreshUrl };
+    const run = await codexbox(
+      [
+        'run',
+        '--image',
+        environment.image,
+        '--codex-home',
+        home,
+        '--stage-refresh-token',
+        '--max-run-time',
+        '2m',
+        '--network',
+        'host',
+        '--env',
+        'CODEXBOX_REFRESH_MARGIN',
+        '--env',
+        'CODEX_REFRESH_TOKEN_URL_OVERRIDE',
+        '--artifacts',
+        await artifactsDir(),
+        '--',
+        'exec',
+        '--skip-git-repo-check',
+        'long run',
+      ],
+      env,
+    );
+    expect(run.exitCode, output(run)).toBe(0);
+    expect(backend.refreshRequests).toHaveLength(1);
+    expect(run.stderr).toContain('wrote the token rotated during the run back to');
+    const host = JSON.parse(await readFile(join(home, 'auth.json'), 'utf8'));
+    expect(host.tokens.refresh_token).toBe(backend.issuedRefreshTokens[0]);
+    expect(backend.isRefreshTokenValid(host.tokens.refresh_token)).toBe(true);
+    expect(findLeaks(output(run), [...canaries.all, host.tokens.refresh_token])).toEqual([]);
+  });
+});
