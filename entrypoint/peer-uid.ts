@@ -24,3 +24,13 @@ export async function peerUid(
   }
   return undefined;
 }
+
+// True when the connection on `socket` comes from `allowedUid` (or when no uid is required).
+export async function isAllowedPeer(
+  socket: { remotePort?: number; localPort?: number },
+  allowedUid: number | undefined,
+): Promise<{ allowed: boolean; uid?: number }> {
+  if (allowedUid === undefined) return { allowed: true };
+  const uid = await peerUid(socket.remotePort ?? 0, socket.localPort ?? 0);
+  return { allowed: uid === allowedUid, uid };
+}

@@ -10,7 +10,7 @@ import {
 } from '../src/common/refresh-client.js';
 import type { Secret } from '../src/common/secret.js';
 import type { Log } from './log.js';
-import { peerUid } from './peer-uid.js';
+import { isAllowedPeer } from './peer-uid.js';
 
 export interface BrokerOptions {
   refreshToken: Secret;
@@ -88,13 +88,11 @@ export class RefreshBroker {
   }
 
   async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    if (this.#options.allowedUid !== undefined) {
-      const uid = await peerUid(request.socket.remotePort ?? 0, (this.#server.address() as AddressInfo).port);
-      if (uid !== this.#options.allowedUid) {
-        this.#options.log.warn(`refresh broker: refused a connection from uid ${uid ?? 'unknown'}`);
-        sendJson(response, 403, { error: 'access_denied' });
-        return;
-      }
+    const peer = await isAllowedPeer(request.socket, this.#options.allowedUid);
+    if (!peer.allowed) {
+      this.#options.log.warn(`refresh broker: refused a connection from uid ${peer.uid ?? 'unknown'}`);
+      sendJson(response, 403, { error: 'access_denied' });
+      return;
     }
     if (request.method !== 'POST' || (request.url ?? '').split('?')[0] !== '/oauth/token') {
       sendJson(response, 404, { error: 'not_found' });

@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { writeFileAtomic } from '../src/common/atomic-write.js';
 import { AuthDocument, secretsOf } from '../src/common/auth-document.js';
 import {
   type AuthMetadata,
@@ -23,10 +22,10 @@ import { codexboxVersion } from '../src/common/version.js';
 import { buildChildEnv } from './child-env.js';
 import { type CredentialUse, classifyInvocation, credentialUse } from './command-line.js';
 import { type EntrypointConfig, readEntrypointConfig } from './config.js';
+import { type CredentialGuard, guardCredential } from './credential-guard.js';
 import { importCredentials } from './import-credentials.js';
 import { createLog, type Log } from './log.js';
 import { type PreparedCodexHome, prepareCodexHome, refreshClassOf } from './prepare-codex-home.js';
-import { RefreshBroker } from './refresh-broker.js';
 import { lookUpUser, type RunUser } from './run-user.js';
 import { assertUsableWithoutRoot, ensureOwnedDirectory, secureCodexHome } from './secure-codex-home.js';
 import { type ChildOutcome, superviseChild } from './supervise.js';
@@ -41,7 +40,7 @@ interface RunState {
   refresh: RefreshResultClass;
   dropped: DroppedKey[];
   startedAt: number;
-  broker?: RefreshBroker;
+  guard?: CredentialGuard;
 }
 
 function currentUser(): RunUser {
@@ -84,7 +83,7 @@ function buildMetadata(
       state.prepared ? summarizeIdentity(state.prepared.current.mode, new Date()) : null,
       after,
     ),
-    broker: { enabled: state.broker !== undefined, refreshes: state.broker?.refreshes ?? 0 },
+    broker: { enabled: state.guard !== undefined, refreshes: state.guard?.refreshes() ?? 0 },
     configDropped: summarizeDropped(state.dropped),
     versions: { codexbox: codexboxVersion, codex: state.config.codexVersion, node: process.version },
     outcome,
@@ -169,47 +168,6 @@ async function prepareCredentials(
   for (const secret of secretsOf(state.prepared.current.mode)) redactor.register(secret);
 }
 
-// With a refresh token staged and root to separate uids, the token moves into the broker's
-// memory and codex's auth.json keeps `refresh_token: ""` for as long as codex runs.
-async function startBroker(
-  state: RunState,
-  redactor: Redactor,
-  log: Log,
-): Promise<RefreshBroker | undefined> {
-  const mode = state.prepared?.current.mode;
-  if (!state.config.broker || !state.prepared || mode?.kind !== 'chatgpt' || mode.tokens.refreshToken.isEmpty)
-    return undefined;
-  if (!state.isRoot) {
-    log.warn('refresh broker off: without root, codex and the broker would share a uid');
-    return undefined;
-  }
-  const broker = await RefreshBroker.start({
-    refreshToken: mode.tokens.refreshToken,
-    upstream: refreshClientFromEnv(process.env),
-    redactor,
-    log,
-    allowedUid: state.user.uid,
-  });
-  await writeFileAtomic(state.prepared.authPath, state.prepared.current.withoutRefreshToken().serialize(), {
-    owner: { uid: state.user.uid, gid: state.user.gid },
-  });
-  state.broker = broker;
-  return broker;
-}
-
-// After codex exits: the newest refresh token goes back into auth.json, beside whatever access
-// token codex last wrote.
-async function handBack(broker: RefreshBroker, state: RunState, redactor: Redactor): Promise<void> {
-  await broker.close();
-  const { authPath, current } = state.prepared!;
-  const written = await readFile(authPath, 'utf8')
-    .then((text) => AuthDocument.parse(text, { redactor }))
-    .catch(() => current);
-  await writeFileAtomic(authPath, broker.handBack(written).serialize(), {
-    owner: state.isRoot ? { uid: state.user.uid, gid: state.user.gid } : undefined,
-  });
-}
-
 function stdioFor(config: EntrypointConfig): 'pipe' | 'inherit' {
   if (config.stdio !== 'auto') return config.stdio;
   return process.stdout.isTTY ? 'inherit' : 'pipe';
@@ -254,13 +212,24 @@ async function runCodex(args: string[], redactor: Redactor, log: Log): Promise<n
     passEnv: config.passEnv,
     codexPackageRoot: config.codexPackageRoot,
   });
-  const broker = await startBroker(state, redactor, log);
-  if (broker) env.CODEX_REFRESH_TOKEN_URL_OVERRIDE = broker.url;
+  const guard = state.prepared
+    ? await guardCredential({
+        prepared: state.prepared,
+        enabled: config.broker && credentialUse(args) === 'required',
+        isRoot,
+        user,
+        codexHome: config.codexHome,
+        redactor,
+        log,
+      })
+    : undefined;
+  state.guard = guard;
+  Object.assign(env, guard?.env);
   let outcome: ChildOutcome;
   try {
     outcome = await superviseChild({
       command: config.codexCommand,
-      args,
+      args: [...(guard?.codexArgs ?? []), ...args],
       env,
       user: isRoot ? user : undefined,
       stdio: stdioFor(config),
@@ -269,7 +238,7 @@ async function runCodex(args: string[], redactor: Redactor, log: Log): Promise<n
       umask: 0o077,
     });
   } finally {
-    if (broker) await handBack(broker, state, redactor);
+    await guard?.finish();
   }
   await recordOutcome(
     state,

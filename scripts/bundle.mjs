@@ -47,6 +47,9 @@ await build({
     'codexbox-mock': 'src/demo/serve-mock.ts',
   },
   outdir: 'dist/image',
+  // The broker and the API-key proxy (with undici) load only when a run needs them.
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
 });
 
 if (!process.argv.includes('--image-only')) {

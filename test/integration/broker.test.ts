@@ -151,4 +151,81 @@ describe.skipIf(!environment.available)('the refresh broker with the real codex'
     expect(backend.isRefreshTokenValid(host.tokens.refresh_token)).toBe(true);
     expect(findLeaks(output(run), [...canaries.all, host.tokens.refresh_token])).toEqual([]);
   });
+
+  it('API-key mode: two turns through the loopback proxy, which alone adds the key', async () => {
+    const canaries = makeCanaries();
+    const volume = await stage([
+      { name: 'auth.json', content: json({ auth_mode: 'apikey', OPENAI_API_KEY: canaries.apiKey }) },
+    ]);
+    const env = { CODEXBOX_API_UPSTREAM: `${backend.url}/v1` };
+    const turns = [];
+    for (const args of [['first'], ['resume', '--last', 'second']]) {
+      turns.push(
+        await dockerRun(['exec', '--skip-git-repo-check', '--json', ...args], {
+          volume,
+          env,
+          artifacts: await artifactsDir(),
+        }),
+      );
+    }
+    expect(turns.map((turn) => turn.exitCode)).toEqual([0, 0]);
+    expect(turns.map((turn) => turn.stdout.match(/BROKERED-\d/)?.[0])).toEqual(['BROKERED-1', 'BROKERED-2']);
+    expect(backend.responsesRequests.map((request) => request.authorization)).toEqual(
+      Array(2).fill(`Bearer ${canaries.apiKey}`),
+    );
+    const restored = JSON.parse(
+      (
+        await execa('docker', [
+          'run',
+          '--rm',
+          '--entrypoint',
+          'cat',
+          '-v',
+          `${volume}:/v`,
+          environment.image,
+          '/v/auth.json',
+        ])
+      ).stdout,
+    );
+    expect(restored.OPENAI_API_KEY).toBe(canaries.apiKey);
+    expect(findLeaks(turns.map(output).join('\n'), [canaries.apiKey])).toEqual([]);
+  });
+
+  it('API-key mode: as the codex uid, the key is nowhere it can read while codex runs', async () => {
+    const canaries = makeCanaries();
+    const slow = await MockBackend.start({ responseDelayMs: 5_000 });
+    try {
+      const volume = await stage([
+        { name: 'auth.json', content: json({ auth_mode: 'apikey', OPENAI_API_KEY: canaries.apiKey }) },
+      ]);
+      const name = containerName();
+      const run = dockerRun(['exec', '--skip-git-repo-check', 'slow'], {
+        volume,
+        name,
+        env: { CODEXBOX_API_UPSTREAM: `${slow.url}/v1` },
+      });
+      await expect.poll(() => slow.responsesRequests.length, { timeout: 60_000, interval: 200 }).toBe(1);
+      const attempt = await execa(
+        'docker',
+        [
+          'exec',
+          '-u',
+          '1000',
+          name,
+          'sh',
+          '-c',
+          'env; find /codex-home /artifacts /tmp /home/codex -type f -exec cat {} + 2>/dev/null; for d in /proc/[0-9]*; do cat $d/cmdline $d/environ 2>/dev/null; head -c 1000000 $d/mem 2>/dev/null; done; echo probe-done',
+        ],
+        { reject: false, encoding: 'buffer' },
+      );
+      const finished = await run;
+      expect(finished.exitCode, output(finished)).toBe(0);
+      expect(slow.responsesRequests[0]!.authorization).toBe(`Bearer ${canaries.apiKey}`);
+      const seen = Buffer.from(attempt.stdout).toString('latin1');
+      expect(seen).toContain('probe-done');
+      expect(findLeaks(seen, [canaries.apiKey])).toEqual([]);
+    } finally {
+      await slow.close();
+    }
+  });
 });

@@ -1,0 +1,112 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { EnvHttpProxyAgent, fetch } from 'undici';
+import type { Secret } from '../src/common/secret.js';
+import type { Log } from './log.js';
+import { isAllowedPeer } from './peer-uid.js';
+
+export const defaultApiUpstream = 'https://api.openai.com/v1';
+
+export interface ApiKeyProxyOptions {
+  apiKey: Secret;
+  upstreamBaseUrl: string;
+  log: Log;
+  allowedUid?: number;
+}
+
+// What codex needs from the API; anything else is refused rather than forwarded with the key.
+const forwarded = [
+  { method: 'POST', path: /^\/v1\/responses(\/compact)?$/ },
+  { method: 'GET', path: /^\/v1\/models$/ },
+];
+const hopByHop = new Set([
+  'host',
+  'authorization',
+  'connection',
+  'content-length',
+  'transfer-encoding',
+  'keep-alive',
+  'proxy-authorization',
+]);
+
+function requestHeaders(request: IncomingMessage, apiKey: Secret): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (!hopByHop.has(name) && typeof value === 'string') headers[name] = value;
+  }
+  headers.authorization = `Bearer ${apiKey.reveal()}`;
+  return headers;
+}
+
+// A loopback proxy to the OpenAI API that adds the API key, so the key stays in the entrypoint
+// (root) and codex's files and environment hold none. Honours HTTPS_PROXY / NO_PROXY and the
+// image's CA bundle; streams responses (SSE) through untouched.
+export class ApiKeyProxy {
+  readonly #options: ApiKeyProxyOptions;
+  readonly #server: Server;
+  readonly #dispatcher = new EnvHttpProxyAgent();
+
+  private constructor(options: ApiKeyProxyOptions) {
+    this.#options = options;
+    this.#server = createServer((request, response) => {
+      this.#handle(request, response).catch(() => {
+        if (!response.headersSent) response.writeHead(502, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ error: { message: 'codexbox proxy: upstream request failed' } }));
+      });
+    });
+  }
+
+  static async start(options: ApiKeyProxyOptions): Promise<ApiKeyProxy> {
+    const proxy = new ApiKeyProxy(options);
+    await new Promise<void>((resolve, reject) => {
+      proxy.#server.once('error', reject);
+      proxy.#server.listen(0, '127.0.0.1', resolve);
+    });
+    return proxy;
+  }
+
+  get baseUrl(): string {
+    return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}/v1`;
+  }
+
+  async close(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    await this.#dispatcher.close();
+  }
+
+  async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const peer = await isAllowedPeer(request.socket, this.#options.allowedUid);
+    if (!peer.allowed) {
+      this.#options.log.warn(`api key proxy: refused a connection from uid ${peer.uid ?? 'unknown'}`);
+      response.writeHead(403).end();
+      return;
+    }
+    const url = new URL(request.url ?? '/', 'http://proxy');
+    if (!forwarded.some((route) => route.method === request.method && route.path.test(url.pathname))) {
+      response
+        .writeHead(404, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: { message: 'not forwarded' } }));
+      return;
+    }
+    const upstream = `${this.#options.upstreamBaseUrl.replace(/\/$/, '')}${url.pathname.slice('/v1'.length)}${url.search}`;
+    const hasBody = request.method === 'POST';
+    const answer = await fetch(upstream, {
+      method: request.method,
+      headers: requestHeaders(request, this.#options.apiKey),
+      body: hasBody ? (Readable.toWeb(request) as ReadableStream) : undefined,
+      duplex: hasBody ? 'half' : undefined,
+      dispatcher: this.#dispatcher,
+    });
+    const headers: Record<string, string> = {};
+    answer.headers.forEach((value, name) => {
+      if (!hopByHop.has(name) && name !== 'content-encoding') headers[name] = value;
+    });
+    response.writeHead(answer.status, headers);
+    if (answer.body) {
+      for await (const chunk of answer.body) response.write(chunk);
+    }
+    response.end();
+  }
+}
