@@ -245,6 +245,42 @@ async function supervisorMemory(work: string) {
   }
 }
 
+// The API-key proxy's cost per request on loopback: the same POST /v1/responses straight to the
+// mock and through the proxy, alternating; and the memory the proxy (with undici) adds.
+async function proxyOverhead() {
+  const { ApiKeyProxy } = await import('../entrypoint/api-key-proxy.js');
+  const { createLog } = await import('../entrypoint/log.js');
+  const { Redactor } = await import('../src/common/redactor.js');
+  const { Secret } = await import('../src/common/secret.js');
+  const backend = await MockBackend.start({ answer: () => 'x' });
+  const rssBefore = process.memoryUsage().rss;
+  const proxy = await ApiKeyProxy.start({
+    apiKey: new Secret('sk-bench-000000000000000000000000'),
+    upstreamBaseUrl: `${backend.url}/v1`,
+    log: createLog(new Redactor(), () => {}),
+  });
+  const post = async (base: string) => {
+    const started = performance.now();
+    const response = await fetch(`${base}/responses`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"model":"m","input":"x"}',
+    });
+    await response.text();
+    return performance.now() - started;
+  };
+  for (let index = 0; index < 50; index++) await post(proxy.baseUrl);
+  const result = await alternatingPairs(
+    Math.max(200, pairs * 20),
+    () => post(proxy.baseUrl),
+    () => post(`${backend.url}/v1`),
+  );
+  const rssMb = (process.memoryUsage().rss - rssBefore) / 2 ** 20;
+  await proxy.close();
+  await backend.close();
+  return { ...result, rssMb };
+}
+
 const ms = (value: number) => `${value.toFixed(0)} ms`;
 const row = (name: string, a: Summary, b: Summary, ratio: Summary, target: string) =>
   `| ${name} | ${ms(a.median)} (${ms(a.min)}–${ms(a.max)}) | ${ms(b.median)} (${ms(b.min)}–${ms(b.max)}) | ${ratio.median.toFixed(2)} (${ratio.min.toFixed(2)}–${ratio.max.toFixed(2)}) | +${ms(a.median - b.median)} | ${target} |`;
@@ -257,6 +293,7 @@ try {
   const whole = await wholeRunOverhead(work);
   const fan = await fanOut(work, 16);
   const rssMb = await supervisorMemory(work);
+  const proxy = await proxyOverhead();
   const ours = (await docker.inspectImage(image))!.sizeBytes / 1e6;
   const baseline = (await docker.inspectImage(baselineImage))!.sizeBytes / 1e6;
   const machine = `${type()} ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Docker ${(await execa('docker', ['version', '--format', '{{.Server.Version}}'])).stdout}, base ${base}`;
@@ -268,6 +305,7 @@ try {
     whole,
     fan,
     rssMb,
+    proxy,
     imageMb: { ours, baseline, overhead: ours - baseline },
   };
   const table = [
@@ -304,6 +342,7 @@ try {
     `| 3c. 16 concurrent, codexbox vs plain \`docker run\`; CPU busy during the fan-out | ${ms(fan.a.median)}, ${fan.cpuBusy.codexbox.toFixed(0)}% of 2 cores | ${ms(fan.plain.a.median)}, ${fan.cpuBusy.plain.toFixed(0)}% of 2 cores | ${fan.versusPlain.median.toFixed(2)} (${fan.versusPlain.min.toFixed(2)}–${fan.versusPlain.max.toFixed(2)}) | +${ms(fan.a.median - fan.plain.a.median)} | |`,
     `| 4. image: codexbox vs same base + \`npm i -g @openai/codex\` | ${ours.toFixed(1)} MB | ${baseline.toFixed(1)} MB | ${(ours / baseline).toFixed(3)} | +${(ours - baseline).toFixed(1)} MB | ≤ 15 MB |`,
     `| 5. supervisor peak RSS (entrypoint VmHWM while codex runs) | ${rssMb.toFixed(1)} MB | | | | ≤ 60 MB |`,
+    `| 6. API-key proxy: POST /v1/responses via the proxy vs direct, loopback (${proxy.a.samples} pairs) | ${proxy.a.median.toFixed(2)} ms (${proxy.a.min.toFixed(2)}–${proxy.a.max.toFixed(2)}) | ${proxy.b.median.toFixed(2)} ms (${proxy.b.min.toFixed(2)}–${proxy.b.max.toFixed(2)}) | ${proxy.ratios.median.toFixed(2)} | +${(proxy.a.median - proxy.b.median).toFixed(2)} ms, +${proxy.rssMb.toFixed(1)} MB RSS | ≤ +5 ms, ≤ 15 MB |`,
   ].join('\n');
   process.stdout.write(`\n${machine}\n\n${table}\n`);
   await mkdir('bench/results', { recursive: true });
