@@ -185,13 +185,13 @@ describe.skipIf(!environment.available)('codexbox run with the real engine, imag
     }
   });
 
-  it('eight concurrent runs from one expiring auth.json share exactly one refresh', async () => {
+  it('sixteen concurrent runs from one expiring auth.json share exactly one refresh', async () => {
     const canaries = makeCanaries({ exp: Math.floor(Date.now() / 1000) + 120 });
     backend.acceptRefreshToken(canaries.refreshToken);
     const { home } = await codexHomeFor(backend, canaries);
     const env = { CODEX_REFRESH_TOKEN_URL_OVERRIDE: backend.refreshUrl };
     const runs = await Promise.all(
-      Array.from({ length: 8 }, async () =>
+      Array.from({ length: 16 }, async () =>
         codexbox(
           [
             'run',
@@ -214,13 +214,13 @@ describe.skipIf(!environment.available)('codexbox run with the real engine, imag
         ),
       ),
     );
-    expect(runs.map((run) => run.exitCode)).toEqual(Array(8).fill(0));
+    expect(runs.map((run) => run.exitCode)).toEqual(Array(16).fill(0));
     expect(backend.refreshRequests).toHaveLength(1);
     const hostAuth = JSON.parse(await readFile(join(home, 'auth.json'), 'utf8'));
     expect(hostAuth.tokens.refresh_token).toBe(backend.issuedRefreshTokens[0]);
     const newAccess = `Bearer ${hostAuth.tokens.access_token}`;
     expect(backend.responsesRequests.map((request) => request.authorization)).toEqual(
-      Array(8).fill(newAccess),
+      Array(16).fill(newAccess),
     );
     const secrets = [...canaries.all, hostAuth.tokens.access_token, hostAuth.tokens.refresh_token];
     expect(findLeaks(runs.map(output).join('\n'), secrets)).toEqual([]);
