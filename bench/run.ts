@@ -207,10 +207,18 @@ async function fanOut(work: string, runs: number) {
   };
 }
 
-async function supervisorMemory(work: string) {
+// Peak RSS of the entrypoint while codex runs; with an API key it also hosts the API-key proxy.
+async function supervisorMemory(work: string, apiKey = false) {
   const backend = await MockBackend.start({ responseDelayMs: 4_000 });
   try {
-    const home = await codexHome(join(work, 'rss'), identity(7 * 24 * 3600, 'rt'), backend.codexConfig());
+    const auth = apiKey
+      ? { auth_mode: 'apikey', OPENAI_API_KEY: 'sk-bench-00000000000000000000000000' }
+      : identity(7 * 24 * 3600, '');
+    const home = await codexHome(
+      join(work, `rss-${apiKey}`),
+      auth,
+      apiKey ? undefined : backend.codexConfig(),
+    );
     const name = `codexbox-bench-rss-${Date.now()}`;
     const run = execa(
       'docker',
@@ -221,6 +229,8 @@ async function supervisorMemory(work: string) {
         name,
         '--network',
         'host',
+        '-e',
+        `CODEXBOX_API_UPSTREAM=${backend.url}/v1`,
         '-v',
         `${home}:/codex-home`,
         image,
@@ -253,7 +263,6 @@ async function proxyOverhead() {
   const { Redactor } = await import('../src/common/redactor.js');
   const { Secret } = await import('../src/common/secret.js');
   const backend = await MockBackend.start({ answer: () => 'x' });
-  const rssBefore = process.memoryUsage().rss;
   const proxy = await ApiKeyProxy.start({
     apiKey: new Secret('sk-bench-000000000000000000000000'),
     upstreamBaseUrl: `${backend.url}/v1`,
@@ -275,10 +284,9 @@ async function proxyOverhead() {
     () => post(proxy.baseUrl),
     () => post(`${backend.url}/v1`),
   );
-  const rssMb = (process.memoryUsage().rss - rssBefore) / 2 ** 20;
   await proxy.close();
   await backend.close();
-  return { ...result, rssMb };
+  return result;
 }
 
 const ms = (value: number) => `${value.toFixed(0)} ms`;
@@ -294,6 +302,7 @@ try {
   const fan = await fanOut(work, 16);
   const rssMb = await supervisorMemory(work);
   const proxy = await proxyOverhead();
+  const proxyRssMb = (await supervisorMemory(work, true)) - rssMb;
   const ours = (await docker.inspectImage(image))!.sizeBytes / 1e6;
   const baseline = (await docker.inspectImage(baselineImage))!.sizeBytes / 1e6;
   const machine = `${type()} ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Docker ${(await execa('docker', ['version', '--format', '{{.Server.Version}}'])).stdout}, base ${base}`;
@@ -305,7 +314,7 @@ try {
     whole,
     fan,
     rssMb,
-    proxy,
+    proxy: { ...proxy, rssMb: proxyRssMb },
     imageMb: { ours, baseline, overhead: ours - baseline },
   };
   const table = [
@@ -342,7 +351,7 @@ try {
     `| 3c. 16 concurrent, codexbox vs plain \`docker run\`; CPU busy during the fan-out | ${ms(fan.a.median)}, ${fan.cpuBusy.codexbox.toFixed(0)}% of 2 cores | ${ms(fan.plain.a.median)}, ${fan.cpuBusy.plain.toFixed(0)}% of 2 cores | ${fan.versusPlain.median.toFixed(2)} (${fan.versusPlain.min.toFixed(2)}–${fan.versusPlain.max.toFixed(2)}) | +${ms(fan.a.median - fan.plain.a.median)} | |`,
     `| 4. image: codexbox vs same base + \`npm i -g @openai/codex\` | ${ours.toFixed(1)} MB | ${baseline.toFixed(1)} MB | ${(ours / baseline).toFixed(3)} | +${(ours - baseline).toFixed(1)} MB | ≤ 15 MB |`,
     `| 5. supervisor peak RSS (entrypoint VmHWM while codex runs) | ${rssMb.toFixed(1)} MB | | | | ≤ 60 MB |`,
-    `| 6. API-key proxy: POST /v1/responses via the proxy vs direct, loopback (${proxy.a.samples} pairs) | ${proxy.a.median.toFixed(2)} ms (${proxy.a.min.toFixed(2)}–${proxy.a.max.toFixed(2)}) | ${proxy.b.median.toFixed(2)} ms (${proxy.b.min.toFixed(2)}–${proxy.b.max.toFixed(2)}) | ${proxy.ratios.median.toFixed(2)} | +${(proxy.a.median - proxy.b.median).toFixed(2)} ms, +${proxy.rssMb.toFixed(1)} MB RSS | ≤ +5 ms, ≤ 15 MB |`,
+    `| 6. API-key proxy: POST /v1/responses via the proxy vs direct, loopback (${proxy.a.samples} pairs) | ${proxy.a.median.toFixed(2)} ms (${proxy.a.min.toFixed(2)}–${proxy.a.max.toFixed(2)}) | ${proxy.b.median.toFixed(2)} ms (${proxy.b.min.toFixed(2)}–${proxy.b.max.toFixed(2)}) | ${proxy.ratios.median.toFixed(2)} | +${(proxy.a.median - proxy.b.median).toFixed(2)} ms, +${proxyRssMb.toFixed(1)} MB entrypoint RSS with it | ≤ +5 ms, ≤ 15 MB |`,
   ].join('\n');
   process.stdout.write(`\n${machine}\n\n${table}\n`);
   await mkdir('bench/results', { recursive: true });

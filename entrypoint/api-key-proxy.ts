@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import { EnvHttpProxyAgent, fetch } from 'undici';
 import type { Secret } from '../src/common/secret.js';
 import type { Log } from './log.js';
+import { closeServer, listenOnLoopback } from './loopback.js';
 import { isAllowedPeer } from './peer-uid.js';
 
 export const defaultApiUpstream = 'https://api.openai.com/v1';
@@ -59,10 +60,7 @@ export class ApiKeyProxy {
 
   static async start(options: ApiKeyProxyOptions): Promise<ApiKeyProxy> {
     const proxy = new ApiKeyProxy(options);
-    await new Promise<void>((resolve, reject) => {
-      proxy.#server.once('error', reject);
-      proxy.#server.listen(0, '127.0.0.1', resolve);
-    });
+    await listenOnLoopback(proxy.#server);
     return proxy;
   }
 
@@ -71,8 +69,7 @@ export class ApiKeyProxy {
   }
 
   async close(): Promise<void> {
-    this.#server.closeAllConnections();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    await closeServer(this.#server);
     await this.#dispatcher.close();
   }
 

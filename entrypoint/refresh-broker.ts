@@ -10,6 +10,7 @@ import {
 } from '../src/common/refresh-client.js';
 import type { Secret } from '../src/common/secret.js';
 import type { Log } from './log.js';
+import { closeServer, listenOnLoopback } from './loopback.js';
 import { isAllowedPeer } from './peer-uid.js';
 
 export interface BrokerOptions {
@@ -61,10 +62,7 @@ export class RefreshBroker {
 
   static async start(options: BrokerOptions): Promise<RefreshBroker> {
     const broker = new RefreshBroker(options);
-    await new Promise<void>((resolve, reject) => {
-      broker.#server.once('error', reject);
-      broker.#server.listen(0, '127.0.0.1', resolve);
-    });
+    await listenOnLoopback(broker.#server);
     return broker;
   }
 
@@ -83,8 +81,7 @@ export class RefreshBroker {
   }
 
   async close(): Promise<void> {
-    this.#server.closeAllConnections();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    await closeServer(this.#server);
   }
 
   async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {

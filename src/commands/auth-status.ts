@@ -63,6 +63,17 @@ export function buildAuthStatus(
   };
 }
 
+// Locates the credential the way a run would and reports on it (auth status, doctor).
+export async function reportAuthStatus(
+  context: CommandContext,
+  codexHome: string | undefined,
+  runMs: number | undefined,
+): Promise<AuthStatusReport> {
+  const located = await locateCredentials({ env: context.env, codexHome, redactor: context.redactor });
+  const config = await readSanitizedConfig(located.codexHome);
+  return buildAuthStatus(located, config?.dropped ?? [], context.now(), runMs);
+}
+
 const planText: Record<RunPlan, string> = {
   'stage-as-is': 'the access token outlives the run: staged without its refresh token',
   'refresh-first': 'codexbox refreshes once on the host before the run',
@@ -137,13 +148,7 @@ Exit codes: 0 usable; 77 expired or will not last, log in again; 64-78 see READM
       return ExitCode.ok;
     }
     const runMs = values['for-run'] === undefined ? undefined : parseDuration(values['for-run'], '--for-run');
-    const located = await locateCredentials({
-      env: context.env,
-      codexHome: values['codex-home'],
-      redactor: context.redactor,
-    });
-    const config = await readSanitizedConfig(located.codexHome);
-    const report = buildAuthStatus(located, config?.dropped ?? [], context.now(), runMs);
+    const report = await reportAuthStatus(context, values['codex-home'], runMs);
     context.stdout(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatAuthStatus(report));
     return report.usable ? ExitCode.ok : ExitCode.permissionDenied;
   },

@@ -1,14 +1,12 @@
 import { PassThrough } from 'node:stream';
 import { text } from 'node:stream/consumers';
-import { locateCredentials } from '../common/credential-sources.js';
 import { parseDuration } from '../common/duration.js';
 import { isCodexboxError } from '../common/errors.js';
 import { ExitCode } from '../common/exit-codes.js';
-import { readSanitizedConfig } from '../common/read-config.js';
 import { refreshClientFromEnv } from '../common/refresh-client.js';
 import { defaultImage } from '../docker/build-image.js';
 import { runCodex } from '../run/run-codex.js';
-import { buildAuthStatus } from './auth-status.js';
+import { reportAuthStatus } from './auth-status.js';
 import type { Command, CommandContext } from './command.js';
 import { dockerPort } from './docker-context.js';
 import { parseOptions } from './parse-options.js';
@@ -99,13 +97,7 @@ credential, 77 log in again, …; see README).`,
     );
     results.push(
       await check('credentials', async () => {
-        const located = await locateCredentials({
-          env: context.env,
-          codexHome: values['codex-home'],
-          redactor: context.redactor,
-        });
-        const config = await readSanitizedConfig(located.codexHome);
-        const report = buildAuthStatus(located, config?.dropped ?? [], context.now(), runMs);
+        const report = await reportAuthStatus(context, values['codex-home'], runMs);
         const what = `${report.identity.mode} from ${report.source.name}`;
         if (report.forRun?.plan === 'relogin') {
           return {

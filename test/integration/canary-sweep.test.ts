@@ -6,7 +6,16 @@ import { MockBackend } from '../../src/demo/mock-backend.js';
 import { chatgptAuthJson, findLeaks, leakForms, makeCanaries } from '../support/canary.js';
 import { codexbox } from './support/cli.js';
 import { compose } from './support/compose.js';
-import { artifactsDir, containerName, environment, output, readTree } from './support/harness.js';
+import {
+  artifactsDir,
+  codexHomeWith,
+  containerName,
+  environment,
+  output,
+  ownedBy,
+  readTree,
+  runArgs,
+} from './support/harness.js';
 
 const image = environment.image;
 
@@ -26,46 +35,19 @@ async function searchImageArchive(secrets: string[]): Promise<string[]> {
   return [...found];
 }
 
-async function ownedBy(pid: number | undefined): Promise<{ containers: string[]; volumes: string[] }> {
-  const filter = `label=io.codexbox.owner-pid=${pid}`;
-  const containers = (await execa('docker', ['ps', '-aq', '--filter', filter])).stdout
-    .split('\n')
-    .filter(Boolean);
-  const volumes = (await execa('docker', ['volume', 'ls', '-q', '--filter', filter])).stdout
-    .split('\n')
-    .filter(Boolean);
-  return { containers, volumes };
-}
-
 describe.skipIf(!environment.available)('canary sweep over every user-facing path', () => {
   it('finds no token in any output, log, artifact, inspect, process table or image layer', async () => {
     const canaries = makeCanaries({ exp: Math.floor(Date.now() / 1000) + 4 * 3600 });
     const captured: string[] = [];
     const backend = await MockBackend.start({ responseDelayMs: 2_500 });
-    const home = await artifactsDir();
-    await writeFile(join(home, 'auth.json'), JSON.stringify(chatgptAuthJson(canaries)), { mode: 0o600 });
-    await writeFile(join(home, 'config.toml'), backend.codexConfig());
+    const home = await codexHomeWith(chatgptAuthJson(canaries), backend.codexConfig());
     try {
       captured.push(output(await codexbox(['auth', 'status', '--codex-home', home, '--json'])));
 
       // codexbox run: sample the running container's inspect JSON and every process's argv and
       // environment (as root inside it) while codex works.
       const artifacts = await artifactsDir();
-      const run = codexbox([
-        'run',
-        '--image',
-        image,
-        '--codex-home',
-        home,
-        '--network',
-        'host',
-        '--artifacts',
-        artifacts,
-        '--',
-        'exec',
-        '--skip-git-repo-check',
-        'sweep',
-      ]);
+      const run = codexbox(runArgs(home, artifacts, ['sweep']));
       await expect.poll(() => backend.responsesRequests.length, { timeout: 60_000, interval: 100 }).toBe(1);
       const live = await ownedBy(run.pid);
       expect(live.containers).toHaveLength(1);

@@ -1,32 +1,31 @@
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MockBackend, type OAuthFault } from '../../src/demo/mock-backend.js';
 import { chatgptAuthJson, findLeaks, makeCanaries } from '../support/canary.js';
 import { codexbox } from './support/cli.js';
-import { artifactsDir, environment, output } from './support/harness.js';
+import {
+  artifactsDir,
+  codexHomeWith,
+  environment,
+  runArgs as hostRunArgs,
+  output,
+  ownedBy,
+} from './support/harness.js';
 
-const image = environment.image;
 // ensure-docker.sh leaves this when it started dockerd itself, so a test may restart it.
 const managedDockerdMarker = '/run/codexbox-dockerd-managed';
-
-async function labelled(pid: number | undefined): Promise<string> {
-  const filter = `label=io.codexbox.owner-pid=${pid}`;
-  const containers = await execa('docker', ['ps', '-aq', '--filter', filter]);
-  const volumes = await execa('docker', ['volume', 'ls', '-q', '--filter', filter]);
-  return `${containers.stdout}${volumes.stdout}`.trim();
-}
 
 async function expiringHome(backend: MockBackend) {
   const canaries = makeCanaries({ exp: Math.floor(Date.now() / 1000) + 120 });
   backend.acceptRefreshToken(canaries.refreshToken);
-  const home = await artifactsDir();
-  await writeFile(join(home, 'auth.json'), JSON.stringify(chatgptAuthJson(canaries)), { mode: 0o600 });
-  await writeFile(join(home, 'config.toml'), backend.codexConfig());
+  const home = await codexHomeWith(chatgptAuthJson(canaries), backend.codexConfig());
   return { home, canaries, original: await readFile(join(home, 'auth.json')) };
 }
+
+const healthyCanaries = () => makeCanaries({ exp: Math.floor(Date.now() / 1000) + 4 * 3600 });
 
 describe.skipIf(!environment.available)('faults', () => {
   let backend: MockBackend;
@@ -35,23 +34,8 @@ describe.skipIf(!environment.available)('faults', () => {
   });
   afterEach(async () => backend.close());
 
-  const runArgs = (home: string, artifacts: string) => [
-    'run',
-    '--image',
-    image,
-    '--codex-home',
-    home,
-    '--max-run-time',
-    '20m',
-    '--network',
-    'host',
-    '--artifacts',
-    artifacts,
-    '--',
-    'exec',
-    '--skip-git-repo-check',
-    'x',
-  ];
+  const runArgs = (home: string, artifacts: string) =>
+    hostRunArgs(home, artifacts, ['x'], ['--max-run-time', '20m']);
 
   it('an OAuth 500 then OK: the host refresh retries and the run succeeds with the new pair', async () => {
     const { home, canaries } = await expiringHome(backend);
@@ -119,57 +103,29 @@ describe.skipIf(!environment.available)('faults', () => {
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
     expect(result.stderr).toMatch(testCase.message);
     expect(await readFile(join(home, 'auth.json'))).toEqual(original);
-    expect(await labelled(run.pid)).toBe('');
+    expect((await ownedBy(run.pid)).any).toBe('');
     expect(findLeaks(output(result), canaries.all)).toEqual([]);
   });
 
   it('SIGTERM to codexbox mid-turn: the container is stopped, everything removed, exit 143', async () => {
     const slow = await MockBackend.start({ responseDelayMs: 60_000 });
     try {
-      const home = await artifactsDir();
-      await writeFile(
-        join(home, 'auth.json'),
-        JSON.stringify(chatgptAuthJson(makeCanaries({ exp: Math.floor(Date.now() / 1000) + 4 * 3600 }))),
-        { mode: 0o600 },
-      );
-      await writeFile(join(home, 'config.toml'), slow.codexConfig());
+      const home = await codexHomeWith(chatgptAuthJson(healthyCanaries()), slow.codexConfig());
       const run = codexbox(runArgs(home, await artifactsDir()));
       await expect.poll(() => slow.responsesRequests.length, { timeout: 60_000, interval: 200 }).toBe(1);
       run.kill('SIGTERM');
       const result = await run;
       expect(result.exitCode, output(result)).toBe(143);
-      expect(await labelled(run.pid)).toBe('');
+      expect((await ownedBy(run.pid)).any).toBe('');
     } finally {
       await slow.close();
     }
   });
 
   it('a container killed for memory exits 137, is reported as oom-killed, and is cleaned up', async () => {
-    const home = await artifactsDir();
-    await writeFile(
-      join(home, 'auth.json'),
-      JSON.stringify(chatgptAuthJson(makeCanaries({ exp: Math.floor(Date.now() / 1000) + 4 * 3600 }))),
-      { mode: 0o600 },
-    );
-    await writeFile(join(home, 'config.toml'), backend.codexConfig());
+    const home = await codexHomeWith(chatgptAuthJson(healthyCanaries()), backend.codexConfig());
     const artifacts = await artifactsDir();
-    const run = codexbox([
-      'run',
-      '--image',
-      image,
-      '--codex-home',
-      home,
-      '--memory',
-      '16m',
-      '--network',
-      'host',
-      '--artifacts',
-      artifacts,
-      '--',
-      'exec',
-      '--skip-git-repo-check',
-      'x',
-    ]);
+    const run = codexbox(hostRunArgs(home, artifacts, ['x'], ['--memory', '16m']));
     const result = await run;
     expect(result.exitCode, output(result)).toBe(137);
     expect(result.stderr).toContain('ran out of memory');
@@ -177,20 +133,14 @@ describe.skipIf(!environment.available)('faults', () => {
       source: 'host',
       kind: 'oom-killed',
     });
-    expect(await labelled(run.pid)).toBe('');
+    expect((await ownedBy(run.pid)).any).toBe('');
   });
 
   it.runIf(existsSync(managedDockerdMarker))(
     'the Docker daemon restarting mid-run: exit 143 or 69, and `codexbox clean` removes the rest',
     async () => {
       const slow = await MockBackend.start({ responseDelayMs: 60_000 });
-      const home = await artifactsDir();
-      await writeFile(
-        join(home, 'auth.json'),
-        JSON.stringify(chatgptAuthJson(makeCanaries({ exp: Math.floor(Date.now() / 1000) + 4 * 3600 }))),
-        { mode: 0o600 },
-      );
-      await writeFile(join(home, 'config.toml'), slow.codexConfig());
+      const home = await codexHomeWith(chatgptAuthJson(healthyCanaries()), slow.codexConfig());
       const original = await readFile(join(home, 'auth.json'));
       try {
         const run = codexbox(runArgs(home, await artifactsDir()));
@@ -201,7 +151,7 @@ describe.skipIf(!environment.available)('faults', () => {
         expect(result.stderr).toMatch(/cannot reach the Docker engine|Docker failed/);
         const clean = await codexbox(['clean', '--json']);
         expect(clean.exitCode, output(clean)).toBe(0);
-        expect(await labelled(run.pid)).toBe('');
+        expect((await ownedBy(run.pid)).any).toBe('');
         expect(await readFile(join(home, 'auth.json'))).toEqual(original);
       } finally {
         await slow.close();

@@ -1,11 +1,20 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MockBackend } from '../../src/demo/mock-backend.js';
 import { chatgptAuthJson, findLeaks, makeCanaries } from '../support/canary.js';
 import { codexbox } from './support/cli.js';
-import { artifactsDir, environment, output, readTree } from './support/harness.js';
+import {
+  artifactsDir,
+  codexHomeWith,
+  environment,
+  labelled,
+  output,
+  ownedBy,
+  readTree,
+  runArgs,
+} from './support/harness.js';
 
 const image = environment.image;
 
@@ -14,19 +23,9 @@ async function codexHomeFor(
   canaries = makeCanaries({ exp: Math.floor(Date.now() / 1000) + 4 * 3600 }),
   overrides: Record<string, unknown> = {},
 ) {
-  const home = await artifactsDir();
-  await writeFile(join(home, 'auth.json'), JSON.stringify(chatgptAuthJson(canaries, overrides)), {
-    mode: 0o600,
-  });
   // A top-level key that points at the host, before the provider table: the sanitizer must drop it.
-  await writeFile(join(home, 'config.toml'), `notify = ["/home/me/notify.sh"]\n${backend.codexConfig()}`);
-  return { home, canaries };
-}
-
-async function labelled(filter: string): Promise<string> {
-  const containers = await execa('docker', ['ps', '-aq', '--filter', `label=${filter}`]);
-  const volumes = await execa('docker', ['volume', 'ls', '-q', '--filter', `label=${filter}`]);
-  return `${containers.stdout}${volumes.stdout}`.trim();
+  const config = `notify = ["/home/me/notify.sh"]\n${backend.codexConfig()}`;
+  return { home: await codexHomeWith(chatgptAuthJson(canaries, overrides), config), canaries };
 }
 
 function answerOf(stdout: string): string | undefined {
@@ -71,7 +70,7 @@ describe.skipIf(!environment.available)('codexbox run with the real engine, imag
     expect(run.stderr).toContain('config.toml: dropped notify');
     const record = JSON.parse(await readFile(join(artifacts, 'run.json'), 'utf8'));
     expect(record.outcome).toEqual({ source: 'child', kind: 'exited' });
-    expect(await labelled(`io.codexbox.run-id=${record.runId}`)).toBe('');
+    expect((await labelled(`io.codexbox.run-id=${record.runId}`)).any).toBe('');
     const metadata = JSON.parse(await readFile(join(artifacts, 'auth-metadata.json'), 'utf8'));
     expect(metadata.before.hasRefreshToken).toBe(false);
     expect(await readFile(join(artifacts, 'codex.log'), 'utf8')).toContain('ANSWER-1');
@@ -123,26 +122,12 @@ describe.skipIf(!environment.available)('codexbox run with the real engine, imag
     try {
       const { home } = await codexHomeFor(slow);
       const artifacts = await artifactsDir();
-      const run = codexbox([
-        'run',
-        '--image',
-        image,
-        '--codex-home',
-        home,
-        '--network',
-        'host',
-        '--artifacts',
-        artifacts,
-        '--',
-        'exec',
-        '--skip-git-repo-check',
-        'long',
-      ]);
+      const run = codexbox(runArgs(home, artifacts, ['long']));
       await expect.poll(() => slow.responsesRequests.length, { timeout: 60_000, interval: 200 }).toBe(1);
       run.kill('SIGINT');
       const result = await run;
       expect(result.exitCode, output(result)).toBe(130);
-      expect(await labelled(`io.codexbox.owner-pid=${run.pid}`)).toBe('');
+      expect((await ownedBy(run.pid)).any).toBe('');
       expect(JSON.parse(await readFile(join(artifacts, 'run.json'), 'utf8')).outcome.kind).toBe(
         'interrupted-SIGINT',
       );
@@ -155,31 +140,17 @@ describe.skipIf(!environment.available)('codexbox run with the real engine, imag
     const slow = await MockBackend.start({ responseDelayMs: 60_000 });
     try {
       const { home } = await codexHomeFor(slow);
-      const run = codexbox([
-        'run',
-        '--image',
-        image,
-        '--codex-home',
-        home,
-        '--network',
-        'host',
-        '--artifacts',
-        await artifactsDir(),
-        '--',
-        'exec',
-        '--skip-git-repo-check',
-        'long',
-      ]);
+      const run = codexbox(runArgs(home, await artifactsDir(), ['long']));
       await expect.poll(() => slow.responsesRequests.length, { timeout: 60_000, interval: 200 }).toBe(1);
       run.kill('SIGKILL');
       await run;
-      expect(await labelled(`io.codexbox.owner-pid=${run.pid}`)).not.toBe('');
+      expect((await ownedBy(run.pid)).any).not.toBe('');
       const clean = await codexbox(['clean', '--json']);
       expect(clean.exitCode, output(clean)).toBe(0);
       const removed = JSON.parse(clean.stdout);
       expect(removed.containers.length).toBeGreaterThanOrEqual(1);
       expect(removed.volumes.length).toBeGreaterThanOrEqual(1);
-      expect(await labelled(`io.codexbox.owner-pid=${run.pid}`)).toBe('');
+      expect((await ownedBy(run.pid)).any).toBe('');
     } finally {
       await slow.close();
     }

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type Result } from 'execa';
 import { afterAll, afterEach, inject } from 'vitest';
@@ -83,4 +83,50 @@ export async function readTree(dir: string): Promise<string> {
 export async function inspectJson(...names: string[]): Promise<string> {
   const result = await execa('docker', ['inspect', ...names], { reject: false });
   return result.stdout;
+}
+
+// A host CODEX_HOME as a user has it: auth.json (0600) and, optionally, config.toml.
+export async function codexHomeWith(auth: unknown, config?: string): Promise<string> {
+  const home = await artifactsDir();
+  await writeFile(join(home, 'auth.json'), JSON.stringify(auth), { mode: 0o600 });
+  if (config !== undefined) await writeFile(join(home, 'config.toml'), config);
+  return home;
+}
+
+// Containers and volumes still carrying a label: what a run left behind.
+export async function labelled(
+  filter: string,
+): Promise<{ containers: string[]; volumes: string[]; any: string }> {
+  const list = async (args: string[]) =>
+    (await execa('docker', [...args, '--filter', `label=${filter}`])).stdout.split('\n').filter(Boolean);
+  const containers = await list(['ps', '-aq']);
+  const volumes = await list(['volume', 'ls', '-q']);
+  return { containers, volumes, any: [...containers, ...volumes].join(' ') };
+}
+
+export const ownedBy = (pid: number | undefined) => labelled(`io.codexbox.owner-pid=${pid}`);
+
+// `codexbox run` on the host network (where the loopback mocks are) with a credential source.
+export function runArgs(
+  home: string,
+  artifacts: string,
+  codexArgs: string[],
+  flags: string[] = [],
+): string[] {
+  return [
+    'run',
+    '--image',
+    environment.image,
+    '--codex-home',
+    home,
+    '--network',
+    'host',
+    '--artifacts',
+    artifacts,
+    ...flags,
+    '--',
+    'exec',
+    '--skip-git-repo-check',
+    ...codexArgs,
+  ];
 }
