@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import lockfile from 'proper-lockfile';
-import { writeFileAtomic } from './atomic-write.js';
+import { prepareAtomicWrite } from './atomic-write.js';
 import { AuthDocument } from './auth-document.js';
 import { FileIoError, LockTimeoutError, ReloginRequiredError } from './errors.js';
 import { readCredentialFile } from './read-credential-file.js';
@@ -8,6 +8,9 @@ import type { Redactor } from './redactor.js';
 import { type RefreshClientOptions, type RefreshResult, refreshTokens } from './refresh-client.js';
 import type { Secret } from './secret.js';
 import { canRefresh, needsRefresh } from './token-expiry.js';
+
+// Rotated tokens are about the size of the old ones; this covers longer JWTs and a new timestamp.
+const rotationHeadroomBytes = 16 * 1024;
 
 export type RefreshOutcome = 'not-needed' | 'adopted' | 'refreshed';
 
@@ -104,16 +107,28 @@ export async function refreshHoldingLock(
       },
     );
   }
-  const result = await refresh(current.mode.tokens.refreshToken);
-  const refreshed = current.withRefreshedTokens(result, now());
-  if (lock.compromised()) {
-    throw new LockTimeoutError(`the lock on ${authPath} was lost during the refresh`, {
-      hint: 'The rotated tokens were not written; log in again with `codex login` if the next run fails.',
-    });
-  }
+  // Room for the new file is taken before the old refresh token is spent: a full disk must fail
+  // the refresh, not the save of its result.
   const { mode, uid, gid } = await stat(authPath);
   const owner = process.getuid?.() === 0 ? { uid, gid } : undefined;
-  await writeFileAtomic(authPath, refreshed.serialize(), { mode: mode & 0o700, owner });
+  const pending = await prepareAtomicWrite(authPath, file.text.length + rotationHeadroomBytes, {
+    mode: mode & 0o700,
+    owner,
+  });
+  let result: RefreshResult;
+  try {
+    result = await refresh(current.mode.tokens.refreshToken);
+    if (lock.compromised()) {
+      throw new LockTimeoutError(`the lock on ${authPath} was lost during the refresh`, {
+        hint: 'The rotated tokens were not written; log in again with `codex login` if the next run fails.',
+      });
+    }
+  } catch (error) {
+    await pending.abort();
+    throw error;
+  }
+  const refreshed = current.withRefreshedTokens(result, now());
+  await pending.commit(refreshed.serialize());
   return { document: refreshed, previous: current, outcome: 'refreshed', refreshAttempts: result.attempts };
 }
 

@@ -188,6 +188,7 @@ describe.skipIf(!environment.available)('the refresh broker with the real codex'
       ).stdout,
     );
     expect(restored.OPENAI_API_KEY).toBe(canaries.apiKey);
+    expect(turns.map(output).join('\n')).not.toContain('UNDICI');
     expect(findLeaks(turns.map(output).join('\n'), [canaries.apiKey])).toEqual([]);
   });
 

@@ -4,6 +4,7 @@ import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MockBackend } from '../../src/demo/mock-backend.js';
 import { chatgptAuthJson, findLeaks, makeCanaries } from '../support/canary.js';
+import { metadataSchemaErrors } from '../support/metadata-schema.js';
 import {
   artifactsDir,
   containerName,
@@ -84,6 +85,7 @@ describe.skipIf(!environment.available)('the image with the real codex binary', 
     const metadata = JSON.parse(await readFile(join(artifacts, 'auth-metadata.json'), 'utf8'));
     expect(metadata.outcome).toEqual({ source: 'child', exitCode: 0, kind: 'exited' });
     expect(metadata.tokensRotatedByCodex).toBe(false);
+    expect(metadataSchemaErrors(metadata)).toEqual([]);
     const leaks = findLeaks(output(first) + output(second) + (await readTree(artifacts)), canaries.all);
     expect(leaks).toEqual([]);
   });
@@ -228,6 +230,7 @@ describe.skipIf(!environment.available)('the image with the real codex binary', 
     expect(lines[0]).toMatch(/^codexbox: .+ \(ERR_[A-Z_]+\)\. .+/);
     const metadata = JSON.parse(await readFile(join(artifacts, 'auth-metadata.json'), 'utf8'));
     expect(metadata.outcome).toMatchObject({ source: 'entrypoint', exitCode: testCase.exitCode });
+    expect(metadataSchemaErrors(metadata)).toEqual([]);
     const logs = await execa('docker', ['logs', name]);
     const secretsOutsideEnv = testCase.apiKeyEnv
       ? canaries.all.filter((t) => t !== canaries.apiKey)

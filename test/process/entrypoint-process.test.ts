@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { chatgptAuthJson, findLeaks, makeCanaries } from '../support/canary.js';
+import { metadataSchemaErrors } from '../support/metadata-schema.js';
 
 const bundle = join(import.meta.dirname, '../../dist/image/codexbox-entrypoint.mjs');
 const fakeBin = join(import.meta.dirname, 'fixtures/bin');
@@ -66,7 +67,9 @@ describe.skipIf(process.getuid?.() !== 0)('the entrypoint as a real process', ()
       FAKE_CODEX_CODE: '42',
     });
     expect(run.exitCode).toBe(42);
-    expect((await metadataOf(paths)).outcome).toEqual({ source: 'child', exitCode: 42, kind: 'exited' });
+    const metadata = await metadataOf(paths);
+    expect(metadata.outcome).toEqual({ source: 'child', exitCode: 42, kind: 'exited' });
+    expect(metadataSchemaErrors(metadata)).toEqual([]);
   });
 
   it('forwards SIGTERM; a codex that handles it exits with its own code', async () => {
@@ -90,7 +93,9 @@ describe.skipIf(process.getuid?.() !== 0)('the entrypoint as a real process', ()
     await ready(run);
     run.kill(signal);
     expect((await run).exitCode).toBe(code);
-    expect((await metadataOf(paths)).outcome).toEqual({ source: 'child', exitCode: code, kind: 'signaled' });
+    const metadata = await metadataOf(paths);
+    expect(metadata.outcome).toEqual({ source: 'child', exitCode: code, kind: 'signaled' });
+    expect(metadataSchemaErrors(metadata)).toEqual([]);
   });
 
   it('gives codex an allow-listed environment, its own user, and umask 077', async () => {

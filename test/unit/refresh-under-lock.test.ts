@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { statfsSync } from 'node:fs';
 import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -102,6 +104,32 @@ describe('refreshUnderLock', () => {
     }
     if (process.getuid?.() !== 0) expect(await readFile(path)).toEqual(before);
   });
+
+  it.runIf(process.getuid?.() === 0)(
+    'a full disk fails the refresh before the token is spent (74)',
+    async () => {
+      const mountPoint = await tempDir();
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mountPoint]);
+      try {
+        const path = await writeAuth(mountPoint, 60, 'rt-family-1-abcdefgh');
+        const before = await readFile(path);
+        // Leave room for the lock, not for the new file plus its headroom.
+        const free = statfsSync(mountPoint).bavail * statfsSync(mountPoint).bsize;
+        await writeFile(join(mountPoint, 'filler'), Buffer.alloc(Math.max(0, free - 8 * 1024)));
+        await expect(
+          refreshUnderLock(path, { marginMs: margin, refreshClient: { url: backend.refreshUrl } }),
+        ).rejects.toMatchObject({
+          exitCode: 74,
+          message: expect.stringContaining('ENOSPC'),
+        });
+        expect(backend.refreshRequests).toHaveLength(0);
+        expect(await readFile(path)).toEqual(before);
+        expect((await readdir(mountPoint)).sort()).toEqual(['auth.json', 'filler']);
+      } finally {
+        execFileSync('umount', [mountPoint]);
+      }
+    },
+  );
 
   it('serializes concurrent callers in one process: one POST, one shared result', async () => {
     const path = await writeAuth(await tempDir(), 60, 'rt-family-1-abcdefgh');
