@@ -111,6 +111,33 @@ describe.skipIf(!environment.available)('the refresh broker with the real codex'
     }
   });
 
+  it('CODEXBOX_BROKER=off: codex holds the staged refresh token itself, as without codexbox', async () => {
+    const canaries = makeCanaries();
+    const slow = await MockBackend.start({ responseDelayMs: 3_000 });
+    try {
+      const volume = await stage([
+        { name: 'auth.json', content: json(chatgptAuthJson(canaries)) },
+        { name: 'config.toml', content: slow.codexConfig() },
+      ]);
+      const artifacts = await artifactsDir();
+      const name = containerName();
+      const run = dockerRun(['exec', '--skip-git-repo-check', 'x'], {
+        volume,
+        artifacts,
+        name,
+        env: { CODEXBOX_BROKER: 'off' },
+      });
+      await expect.poll(() => slow.responsesRequests.length, { timeout: 60_000, interval: 200 }).toBe(1);
+      const seen = await execa('docker', ['exec', '-u', '1000', name, 'cat', '/codex-home/auth.json']);
+      expect((await run).exitCode).toBe(0);
+      expect(JSON.parse(seen.stdout).tokens.refresh_token).toBe(canaries.refreshToken);
+      const metadata = JSON.parse(await readFile(join(artifacts, 'auth-metadata.json'), 'utf8'));
+      expect(metadata.broker).toEqual({ enabled: false, refreshes: 0 });
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('codexbox run --stage-refresh-token: the broker rotates inside, the host gets the newest pair back', async () => {
     const canaries = makeCanaries({ exp: fourMinutes() });
     backend.acceptRefreshToken(canaries.refreshToken);
