@@ -212,7 +212,7 @@ async function supervisorMemory(work: string, apiKey = false) {
   const backend = await MockBackend.start({ responseDelayMs: 4_000 });
   try {
     const auth = apiKey
-      ? { auth_mode: 'apikey', OPENAI_API_KEY: 'sk-bench-00000000000000000000000000' }
+      ? { auth_mode: 'apikey', OPENAI_API_KEY: 'sk-fake-bench-000000000000000000000' }
       : identity(7 * 24 * 3600, '');
     const home = await codexHome(
       join(work, `rss-${apiKey}`),
@@ -264,7 +264,7 @@ async function proxyOverhead() {
   const { Secret } = await import('../src/common/secret.js');
   const backend = await MockBackend.start({ answer: () => 'x' });
   const proxy = await ApiKeyProxy.start({
-    apiKey: new Secret('sk-bench-000000000000000000000000'),
+    apiKey: new Secret('sk-fake-bench-0000000000000000000'),
     upstreamBaseUrl: `${backend.url}/v1`,
     log: createLog(new Redactor(), () => {}),
   });

@@ -28,6 +28,24 @@ async function volumeAuth(
   return JSON.parse(read.stdout);
 }
 
+// Everything the codex uid can read in a running container: environment, files, and every
+// process's argv, environment and memory (the kernel refuses what is not its own).
+async function readEverythingAsCodex(container: string): Promise<string> {
+  const script = [
+    'env',
+    'find /codex-home /artifacts /run/secrets /tmp /home/codex -type f -exec cat {} + 2>/dev/null',
+    'for d in /proc/[0-9]*; do cat $d/cmdline $d/environ 2>/dev/null; head -c 1000000 $d/mem 2>/dev/null; done',
+    'echo probe-done',
+  ].join('; ');
+  const probe = await execa('docker', ['exec', '-u', '1000', container, 'sh', '-c', script], {
+    reject: false,
+    encoding: 'buffer',
+  });
+  const seen = Buffer.from(probe.stdout).toString('latin1');
+  expect(seen).toContain('probe-done');
+  return seen;
+}
+
 describe.skipIf(!environment.available)('the refresh broker with the real codex', () => {
   let backend: MockBackend;
   beforeEach(async () => {
@@ -82,28 +100,8 @@ describe.skipIf(!environment.available)('the refresh broker with the real codex'
         artifacts: await artifactsDir(),
       });
       await expect.poll(() => slow.responsesRequests.length, { timeout: 60_000, interval: 200 }).toBe(1);
-      const attempt = await execa(
-        'docker',
-        [
-          'exec',
-          '-u',
-          '1000',
-          name,
-          'sh',
-          '-c',
-          [
-            'env',
-            'find /codex-home /artifacts /run/secrets /tmp /home/codex -type f -exec cat {} + 2>/dev/null',
-            'cat /proc/1/environ /proc/1/cmdline 2>/dev/null',
-            'for d in /proc/[0-9]*; do cat $d/cmdline $d/environ 2>/dev/null; head -c 1000000 $d/mem 2>/dev/null; done',
-            'echo probe-done',
-          ].join('; '),
-        ],
-        { reject: false, encoding: 'buffer' },
-      );
+      const seen = await readEverythingAsCodex(name);
       await run;
-      const seen = Buffer.from(attempt.stdout).toString('latin1');
-      expect(seen).toContain('probe-done');
       expect(seen).toContain('"refresh_token": ""');
       expect(findLeaks(seen, [canaries.refreshToken])).toEqual([]);
     } finally {
@@ -233,24 +231,10 @@ describe.skipIf(!environment.available)('the refresh broker with the real codex'
         env: { CODEXBOX_API_UPSTREAM: `${slow.url}/v1` },
       });
       await expect.poll(() => slow.responsesRequests.length, { timeout: 60_000, interval: 200 }).toBe(1);
-      const attempt = await execa(
-        'docker',
-        [
-          'exec',
-          '-u',
-          '1000',
-          name,
-          'sh',
-          '-c',
-          'env; find /codex-home /artifacts /tmp /home/codex -type f -exec cat {} + 2>/dev/null; for d in /proc/[0-9]*; do cat $d/cmdline $d/environ 2>/dev/null; head -c 1000000 $d/mem 2>/dev/null; done; echo probe-done',
-        ],
-        { reject: false, encoding: 'buffer' },
-      );
+      const seen = await readEverythingAsCodex(name);
       const finished = await run;
       expect(finished.exitCode, output(finished)).toBe(0);
       expect(slow.responsesRequests[0]!.authorization).toBe(`Bearer ${canaries.apiKey}`);
-      const seen = Buffer.from(attempt.stdout).toString('latin1');
-      expect(seen).toContain('probe-done');
       expect(findLeaks(seen, [canaries.apiKey])).toEqual([]);
     } finally {
       await slow.close();
