@@ -47,24 +47,7 @@ describe.skipIf(!environment.available)('codexbox run with the real engine, imag
     const { home, canaries } = await codexHomeFor(backend);
     const artifacts = await artifactsDir();
     const workspace = await artifactsDir();
-    const run = await codexbox([
-      'run',
-      '--image',
-      image,
-      '--codex-home',
-      home,
-      '--network',
-      'host',
-      '--workspace',
-      workspace,
-      '--artifacts',
-      artifacts,
-      '--',
-      'exec',
-      '--skip-git-repo-check',
-      '--json',
-      'hello',
-    ]);
+    const run = await codexbox(runArgs(home, artifacts, ['--json', 'hello'], ['--workspace', workspace]));
     expect(run.exitCode, output(run)).toBe(0);
     expect(answerOf(run.stdout)).toBe('ANSWER-1');
     expect(run.stderr).toContain('config.toml: dropped notify');
@@ -163,26 +146,7 @@ describe.skipIf(!environment.available)('codexbox run with the real engine, imag
     const env = { CODEX_REFRESH_TOKEN_URL_OVERRIDE: backend.refreshUrl };
     const runs = await Promise.all(
       Array.from({ length: 16 }, async () =>
-        codexbox(
-          [
-            'run',
-            '--image',
-            image,
-            '--codex-home',
-            home,
-            '--network',
-            'host',
-            '--artifacts',
-            await artifactsDir(),
-            '--max-run-time',
-            '20m',
-            '--',
-            'exec',
-            '--skip-git-repo-check',
-            'x',
-          ],
-          env,
-        ),
+        codexbox(runArgs(home, await artifactsDir(), ['x'], ['--max-run-time', '20m']), env),
       ),
     );
     expect(runs.map((run) => run.exitCode)).toEqual(Array(16).fill(0));
