@@ -1,14 +1,4 @@
-import { readFile } from 'node:fs/promises';
-import { AuthDocument, secretsOf } from '../src/common/auth-document.js';
-import {
-  type AuthMetadata,
-  type IdentitySummary,
-  type RefreshResultClass,
-  summarizeDropped,
-  summarizeIdentity,
-  tokensRotated,
-} from '../src/common/auth-metadata.js';
-import type { DroppedKey } from '../src/common/config-sanitizer.js';
+import { secretsOf } from '../src/common/auth-document.js';
 import {
   type CodexboxError,
   CredentialsNotFoundError,
@@ -18,30 +8,17 @@ import {
 } from '../src/common/errors.js';
 import { Redactor } from '../src/common/redactor.js';
 import { refreshClientFromEnv } from '../src/common/refresh-client.js';
-import { codexboxVersion } from '../src/common/version.js';
 import { buildChildEnv } from './child-env.js';
 import { type CredentialUse, classifyInvocation, credentialUse } from './command-line.js';
 import { type EntrypointConfig, readEntrypointConfig } from './config.js';
-import { type CredentialGuard, guardCredential } from './credential-guard.js';
+import { guardCredential } from './credential-guard.js';
 import { importCredentials } from './import-credentials.js';
 import { createLog, type Log } from './log.js';
-import { type PreparedCodexHome, prepareCodexHome, refreshClassOf } from './prepare-codex-home.js';
+import { prepareCodexHome, refreshClassOf } from './prepare-codex-home.js';
+import { type RunState, recordOutcome } from './record-outcome.js';
 import { lookUpUser, type RunUser } from './run-user.js';
 import { assertUsableWithoutRoot, ensureOwnedDirectory, secureCodexHome } from './secure-codex-home.js';
 import { type ChildOutcome, superviseChild } from './supervise.js';
-import { copyRollouts, writeMetadata } from './write-run-artifacts.js';
-
-interface RunState {
-  config: EntrypointConfig;
-  user: RunUser;
-  isRoot: boolean;
-  source: AuthMetadata['source'];
-  prepared?: PreparedCodexHome;
-  refresh: RefreshResultClass;
-  dropped: DroppedKey[];
-  startedAt: number;
-  guard?: CredentialGuard;
-}
 
 function currentUser(): RunUser {
   return {
@@ -50,71 +27,6 @@ function currentUser(): RunUser {
     gid: process.getgid!(),
     home: process.env.HOME || '/',
   };
-}
-
-async function summarizeAuthFile(path: string, redactor: Redactor): Promise<IdentitySummary | null> {
-  try {
-    return summarizeIdentity(AuthDocument.parse(await readFile(path, 'utf8'), { redactor }).mode, new Date());
-  } catch {
-    return null;
-  }
-}
-
-function buildMetadata(
-  state: RunState,
-  outcome: AuthMetadata['outcome'],
-  after: IdentitySummary | null,
-): AuthMetadata {
-  const before = state.prepared
-    ? summarizeIdentity(state.prepared.before.mode, new Date(state.startedAt))
-    : null;
-  return {
-    schemaVersion: 1,
-    writtenAt: new Date().toISOString(),
-    source: state.source,
-    before,
-    after,
-    refresh: {
-      happened: state.refresh === 'refreshed',
-      result: state.refresh,
-      by: state.refresh === 'refreshed' ? 'entrypoint' : null,
-    },
-    tokensRotatedByCodex: tokensRotated(
-      state.prepared ? summarizeIdentity(state.prepared.current.mode, new Date()) : null,
-      after,
-    ),
-    broker: { enabled: state.guard !== undefined, refreshes: state.guard?.refreshes() ?? 0 },
-    configDropped: summarizeDropped(state.dropped),
-    versions: { codexbox: codexboxVersion, codex: state.config.codexVersion, node: process.version },
-    outcome,
-  };
-}
-
-async function recordOutcome(
-  state: RunState,
-  outcome: AuthMetadata['outcome'],
-  redactor: Redactor,
-  log: Log,
-): Promise<void> {
-  if (!state.config.metadata) return;
-  const owner = state.isRoot ? state.user : undefined;
-  try {
-    const after = state.prepared ? await summarizeAuthFile(state.prepared.authPath, redactor) : null;
-    await writeMetadata(state.config.artifactsDir, buildMetadata(state, outcome, after), owner);
-    if (outcome.source === 'child') {
-      await copyRollouts({
-        codexHome: state.config.codexHome,
-        artifactsDir: state.config.artifactsDir,
-        since: state.startedAt,
-        redactor,
-        owner,
-      });
-    }
-  } catch (error) {
-    log.warn(
-      `could not write run artifacts to ${state.config.artifactsDir} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
-    );
-  }
 }
 
 async function prepare(state: RunState, use: CredentialUse, redactor: Redactor, log: Log): Promise<void> {

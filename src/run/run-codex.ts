@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
@@ -14,6 +14,8 @@ import type { RefreshClientOptions } from '../common/refresh-client.js';
 import type { DockerPort } from '../docker/docker-port.js';
 import { runLabels } from '../docker/labels.js';
 import { CleanupStack } from './cleanup-stack.js';
+import { passThroughEnv } from './pass-through-env.js';
+import { writeRunRecord } from './run-record.js';
 import { createCodexHomeVolume, fillCodexHome, imageCodexHome, newRunId } from './stage-codex-home.js';
 import { prepareStagedCredential, type StagedCredential } from './staged-credential.js';
 import { type SyncBackOutcome, syncBackRotatedTokens } from './sync-back.js';
@@ -57,30 +59,7 @@ export interface RunCodexResult {
   syncBack?: SyncBackOutcome;
 }
 
-const credentialVariables = /^(OPENAI_API_KEY|CODEX_API_KEY|CODEX_ACCESS_TOKEN|CODEX_AUTH_JSON)(_FILE)?$/;
 const stopGraceSeconds = 10;
-
-// `--env NAME` passes a non-secret variable; credentials never travel in a container's Env.
-export function passThroughEnv(names: string[], env: NodeJS.ProcessEnv, redactor: Redactor): string[] {
-  const pairs: string[] = [];
-  for (const name of names) {
-    if (credentialVariables.test(name)) {
-      throw new UsageError(`--env ${name} would put a credential in the container's environment`, {
-        hint: 'Credentials are staged as files; drop this --env.',
-      });
-    }
-    const value = env[name];
-    if (value === undefined) continue;
-    if (redactor.redact(value) !== value) {
-      throw new UsageError(`--env ${name} holds a credential`, {
-        hint: 'Credentials are staged as files; drop this --env.',
-      });
-    }
-    pairs.push(`${name}=${value}`);
-  }
-  if (names.length > 0) pairs.push(`CODEXBOX_PASS_ENV=${names.join(',')}`);
-  return pairs;
-}
 
 function outcomeFromEntrypoint(exitCode: number): RunCodexResult['outcome'] {
   if (exitCode >= 64 && exitCode <= 78) return { source: 'entrypoint', kind: 'wrapper-error' };
@@ -238,20 +217,4 @@ export async function runCodex(options: RunCodexOptions, deps: RunCodexDeps): Pr
     if (result.volume) await writeRunRecord(result, options).catch(() => undefined);
   }
   return result;
-}
-
-async function writeRunRecord(result: RunCodexResult, options: RunCodexOptions): Promise<void> {
-  await mkdir(result.artifactsDir, { recursive: true });
-  const record = {
-    schemaVersion: 1,
-    runId: result.runId,
-    image: options.image,
-    volume: result.volume,
-    kept: options.keep,
-    exitCode: result.exitCode,
-    outcome: result.outcome,
-    syncBack: result.syncBack ?? null,
-    writtenAt: new Date().toISOString(),
-  };
-  await writeFile(join(result.artifactsDir, 'run.json'), `${JSON.stringify(record, null, 2)}\n`);
 }
