@@ -32,6 +32,16 @@ export interface GuardOptions {
 
 const proxyProvider = 'codexbox-proxy';
 
+// Codex must reach the loopback broker or proxy directly, even behind a corporate HTTPS_PROXY.
+function withLoopbackExempt(env: NodeJS.ProcessEnv): Record<string, string> {
+  const existing = (env.NO_PROXY ?? env.no_proxy ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean);
+  const noProxy = [...new Set([...existing, '127.0.0.1', 'localhost'])].join(',');
+  return { NO_PROXY: noProxy, no_proxy: noProxy };
+}
+
 async function configuredProvider(codexHome: string): Promise<string | undefined> {
   const text = await readFile(join(codexHome, 'config.toml'), 'utf8').catch(() => '');
   const provider = (parse(text) as { model_provider?: unknown }).model_provider;
@@ -59,7 +69,7 @@ export async function guardCredential(options: GuardOptions): Promise<Credential
     });
     await writeFileAtomic(prepared.authPath, prepared.current.withoutRefreshToken().serialize(), { owner });
     return {
-      env: { CODEX_REFRESH_TOKEN_URL_OVERRIDE: broker.url },
+      env: { CODEX_REFRESH_TOKEN_URL_OVERRIDE: broker.url, ...withLoopbackExempt(env) },
       codexArgs: [],
       refreshes: () => broker.refreshes,
       finish: async () => {
@@ -82,7 +92,7 @@ export async function guardCredential(options: GuardOptions): Promise<Credential
     });
     await rm(prepared.authPath, { force: true });
     return {
-      env: {},
+      env: withLoopbackExempt(env),
       codexArgs: [
         '-c',
         `model_provider="${proxyProvider}"`,

@@ -4,6 +4,7 @@ import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MockBackend } from '../../src/demo/mock-backend.js';
 import { chatgptAuthJson, findLeaks, makeCanaries } from '../support/canary.js';
+import { ForwardProxy } from '../support/forward-proxy.js';
 import { codexbox } from './support/cli.js';
 import { artifactsDir, containerName, dockerRun, environment, output, stage } from './support/harness.js';
 
@@ -238,6 +239,26 @@ describe.skipIf(!environment.available)('the refresh broker with the real codex'
       expect(findLeaks(seen, [canaries.apiKey])).toEqual([]);
     } finally {
       await slow.close();
+    }
+  });
+
+  it('API-key mode behind an HTTP proxy: the proxy carries the upstream call, codex reaches the loopback directly', async () => {
+    const canaries = makeCanaries();
+    const forward = await ForwardProxy.start();
+    try {
+      const volume = await stage([
+        { name: 'auth.json', content: json({ auth_mode: 'apikey', OPENAI_API_KEY: canaries.apiKey }) },
+      ]);
+      const run = await dockerRun(['exec', '--skip-git-repo-check', '--json', 'via proxy'], {
+        volume,
+        env: { CODEXBOX_API_UPSTREAM: `${backend.url}/v1`, HTTP_PROXY: forward.url, NO_PROXY: '' },
+      });
+      expect(run.exitCode, output(run)).toBe(0);
+      expect(run.stdout).toContain('BROKERED-1');
+      expect(forward.seen).toContainEqual({ method: 'CONNECT', url: backend.url.replace('http://', '') });
+      expect(backend.responsesRequests[0]!.authorization).toBe(`Bearer ${canaries.apiKey}`);
+    } finally {
+      await forward.close();
     }
   });
 });
