@@ -1,8 +1,11 @@
+import { join, resolve } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { parseDuration } from '../common/duration.js';
 import { UsageError } from '../common/errors.js';
 import { refreshClientFromEnv } from '../common/refresh-client.js';
 import { defaultImage } from '../docker/build-image.js';
-import { runCodex } from '../run/run-codex.js';
+import { type RunCodexOptions, runCodex } from '../run/run-codex.js';
+import { newRunId } from '../run/stage-codex-home.js';
 import type { Command, CommandContext } from './command.js';
 import { dockerPort } from './docker-context.js';
 import { withInterruptSignal } from './interrupt.js';
@@ -21,8 +24,20 @@ export const runOptions = {
   'stage-refresh-token': { type: 'boolean' },
   volume: { type: 'string' },
   memory: { type: 'string' },
+  repeat: { type: 'string' },
   json: { type: 'boolean' },
 } as const;
+
+function parseRepeat(text: string | undefined): number {
+  if (text === undefined) return 1;
+  const count = Number(text);
+  if (!Number.isInteger(count) || count < 1 || count > 64) {
+    throw new UsageError('--repeat takes a whole number from 1 to 64', {
+      hint: 'Run `codexbox run --help`.',
+    });
+  }
+  return count;
+}
 
 function parseMemory(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
@@ -54,6 +69,8 @@ Options:
   --memory SIZE             memory limit, e.g. 2g
   --stage-refresh-token     stage the refresh token too (long runs); a rotated token is synced back
   --volume NAME             run in a volume made by \`codexbox stage\` (not removed afterwards)
+  --repeat N                run N copies at once (1-64), each with its own volume and artifacts
+                            directory (<artifacts>/1 … /N); they share one refresh
   --keep                    keep the per-run volume (debugging)
   --json                    print a JSON summary on stdout after the run
   -h, --help                show this help
@@ -74,43 +91,77 @@ code (64-78) from README.`,
         hint: 'Drop one of them.',
       });
     }
-    const result = await withInterruptSignal((signal) =>
-      runCodex(
-        {
-          image: values.image ?? defaultImage,
-          codexArgs: positionals,
-          codexHome: values['codex-home'] ?? values['codex-credentials'],
-          workspace: values.workspace,
-          artifactsDir: values.artifacts,
-          maxRunMs: parseDuration(values['max-run-time'] ?? '1h', '--max-run-time'),
-          passEnv: values.env ?? [],
-          network: values.network,
-          keep: values.keep ?? false,
-          stageRefreshToken: values['stage-refresh-token'] ?? false,
-          refreshMarginMs: context.env.CODEXBOX_REFRESH_MARGIN
-            ? parseDuration(context.env.CODEXBOX_REFRESH_MARGIN, 'CODEXBOX_REFRESH_MARGIN')
-            : undefined,
-          volume: values.volume,
-          memoryBytes: parseMemory(values.memory),
-        },
-        {
-          docker: dockerPort(),
-          redactor: context.redactor,
-          env: context.env,
-          stdout: context.stdoutStream,
-          stderr: context.stderrStream,
-          log: (line) => context.stderr(`codexbox: ${line}\n`),
-          now: context.now,
-          signal,
-          refreshClient: refreshClientFromEnv(context.env),
-        },
+    const repeat = parseRepeat(values.repeat);
+    if (repeat > 1 && values.volume) {
+      throw new UsageError('--repeat runs need a CODEX_HOME each; it cannot share --volume', {
+        hint: 'Drop --volume, or run them one after another.',
+      });
+    }
+    const options: RunCodexOptions = {
+      image: values.image ?? defaultImage,
+      codexArgs: positionals,
+      codexHome: values['codex-home'] ?? values['codex-credentials'],
+      workspace: values.workspace,
+      artifactsDir: values.artifacts,
+      maxRunMs: parseDuration(values['max-run-time'] ?? '1h', '--max-run-time'),
+      passEnv: values.env ?? [],
+      network: values.network,
+      keep: values.keep ?? false,
+      stageRefreshToken: values['stage-refresh-token'] ?? false,
+      refreshMarginMs: context.env.CODEXBOX_REFRESH_MARGIN
+        ? parseDuration(context.env.CODEXBOX_REFRESH_MARGIN, 'CODEXBOX_REFRESH_MARGIN')
+        : undefined,
+      volume: values.volume,
+      memoryBytes: parseMemory(values.memory),
+    };
+    const docker = dockerPort();
+    const deps = (signal: AbortSignal, quiet: boolean) => ({
+      docker,
+      redactor: context.redactor,
+      env: context.env,
+      // A batch keeps each run's output in its own codex.log rather than interleaving them.
+      stdout: quiet ? new PassThrough().resume() : context.stdoutStream,
+      stderr: quiet ? new PassThrough().resume() : context.stderrStream,
+      log: (line: string) => context.stderr(`codexbox: ${line}\n`),
+      now: context.now,
+      signal,
+      refreshClient: refreshClientFromEnv(context.env),
+    });
+    if (repeat === 1) {
+      const result = await withInterruptSignal((signal) => runCodex(options, deps(signal, false)));
+      if (values.json) context.stdout(`${JSON.stringify(result, null, 2)}\n`);
+      else
+        context.stderr(
+          `codexbox: run ${result.runId} finished with exit code ${result.exitCode}; artifacts in ${result.artifactsDir}\n`,
+        );
+      return result.exitCode;
+    }
+    // The runs share one credential; the lock beside auth.json makes them share one refresh too.
+    const batchId = newRunId();
+    const base = resolve(values.artifacts ?? join('codexbox-runs', batchId));
+    const settled = await withInterruptSignal((signal) =>
+      Promise.allSettled(
+        Array.from({ length: repeat }, (_, index) =>
+          runCodex(
+            { ...options, runId: `${batchId}-${index + 1}`, artifactsDir: join(base, String(index + 1)) },
+            deps(signal, true),
+          ),
+        ),
       ),
     );
-    if (values.json) context.stdout(`${JSON.stringify(result, null, 2)}\n`);
-    else
-      context.stderr(
-        `codexbox: run ${result.runId} finished with exit code ${result.exitCode}; artifacts in ${result.artifactsDir}\n`,
-      );
-    return result.exitCode;
+    const results = settled.map((outcome) => (outcome.status === 'fulfilled' ? outcome.value : undefined));
+    const failure = settled.find((outcome) => outcome.status === 'rejected');
+    if (values.json) context.stdout(`${JSON.stringify(results, null, 2)}\n`);
+    else {
+      settled.forEach((outcome, index) => {
+        const line =
+          outcome.status === 'fulfilled'
+            ? `exit code ${outcome.value.exitCode}; artifacts in ${outcome.value.artifactsDir}`
+            : `failed: ${(outcome.reason as Error).message}`;
+        context.stderr(`codexbox: run ${index + 1}/${repeat} ${line}\n`);
+      });
+    }
+    if (failure) throw (failure as PromiseRejectedResult).reason;
+    return results.find((result) => result && result.exitCode !== 0)?.exitCode ?? 0;
   },
 };

@@ -1,11 +1,17 @@
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterEach, describe, expect, it } from 'vitest';
 import { useDockerPort } from '../../src/commands/docker-context.js';
 import { DockerodeAdapter } from '../../src/docker/dockerode-adapter.js';
 import { labelKeys, runLabels } from '../../src/docker/labels.js';
 import { isLeftover } from '../../src/run/find-leftovers.js';
+import { chatgptAuthJson, makeCanaries } from '../support/canary.js';
 import { FakeDocker } from '../support/fake-docker.js';
 import { captureCli } from '../support/run-cli.js';
+import { useTempDirs } from '../support/temp-dir.js';
+
+const tempDir = useTempDirs();
 
 afterEach(() => useDockerPort(() => new DockerodeAdapter()));
 
@@ -39,6 +45,48 @@ describe('commands that talk to Docker', () => {
     const result = await captureCli(['clean', '--dry-run', '--json']);
     expect(JSON.parse(result.stdout)).toEqual({ containers: [], volumes: ['codexbox-dead'], dryRun: true });
     expect(docker.volumes.size).toBe(2);
+  });
+});
+
+describe('codexbox run --repeat', () => {
+  it('runs N copies, each with its own volume and artifacts directory, and removes them all', async () => {
+    const docker = new FakeDocker();
+    useDockerPort(() => docker);
+    const dir = await tempDir();
+    const home = join(dir, 'home');
+    await mkdir(home);
+    await writeFile(
+      join(home, 'auth.json'),
+      JSON.stringify(chatgptAuthJson(makeCanaries({ exp: Math.floor(Date.now() / 1000) + 7200 }))),
+      { mode: 0o600 },
+    );
+    const result = await captureCli([
+      'run',
+      '--repeat',
+      '3',
+      '--codex-home',
+      home,
+      '--artifacts',
+      join(dir, 'runs'),
+      '--',
+      'exec',
+      'x',
+    ]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(docker.calls.filter((call) => call.method === 'createVolume')).toHaveLength(3);
+    expect(docker.volumes.size + docker.containers.size).toBe(0);
+    expect((await readdir(join(dir, 'runs'))).sort()).toEqual(['1', '2', '3']);
+    expect(result.stderr).toMatch(/run 3\/3 exit code 0/);
+  });
+
+  it.each([
+    [['--repeat', '0'], '--repeat takes a whole number'],
+    [['--repeat', '2', '--volume', 'v'], 'cannot share --volume'],
+  ])('refuses %j with 64', async (flags, message) => {
+    useDockerPort(() => new FakeDocker());
+    const result = await captureCli(['run', ...flags, '--', 'exec', 'x']);
+    expect(result.exitCode).toBe(64);
+    expect(result.stderr).toContain(message);
   });
 });
 
