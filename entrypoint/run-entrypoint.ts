@@ -1,8 +1,8 @@
 import { secretsOf } from '../src/common/auth-document.js';
 import {
+  asCodexboxError,
   type CodexboxError,
   CredentialsNotFoundError,
-  InternalError,
   isCodexboxError,
   UsageError,
 } from '../src/common/errors.js';
@@ -101,12 +101,7 @@ async function runCodex(args: string[], redactor: Redactor, log: Log): Promise<n
   try {
     await prepare(state, credentialUse(args), redactor, log);
   } catch (error) {
-    const failure = isCodexboxError(error)
-      ? error
-      : new InternalError('preparing CODEX_HOME failed unexpectedly', {
-          hint: 'Report this with the container log.',
-          cause: error,
-        });
+    const failure = asCodexboxError(error, 'preparing CODEX_HOME');
     state.refresh = refreshClassOf(failure) ?? state.refresh;
     log.failure(failure);
     if (!isCodexboxError(error)) log.warn(redactor.redact(String((error as Error)?.stack ?? error)));
@@ -183,12 +178,7 @@ export async function runEntrypoint(argv: string[]): Promise<number> {
       return await runPassthrough(invocation.command, invocation.args, redactor);
     return await runCodex(invocation.args, redactor, log);
   } catch (error) {
-    const failure: CodexboxError = isCodexboxError(error)
-      ? error
-      : new InternalError('the entrypoint failed unexpectedly', {
-          hint: 'Report this with the container log.',
-          cause: error,
-        });
+    const failure: CodexboxError = asCodexboxError(error, 'the entrypoint');
     log.failure(failure);
     return failure.exitCode;
   }

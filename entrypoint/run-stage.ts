@@ -5,7 +5,7 @@ import { writeFileAtomic } from '../src/common/atomic-write.js';
 import { AuthDocument } from '../src/common/auth-document.js';
 import { type LocatedCredentials, locateCredentials } from '../src/common/credential-sources.js';
 import { parseDuration } from '../src/common/duration.js';
-import { InternalError, isCodexboxError, UsageError } from '../src/common/errors.js';
+import { asCodexboxError, UsageError } from '../src/common/errors.js';
 import { readCredentialFile } from '../src/common/read-credential-file.js';
 import { Redactor } from '../src/common/redactor.js';
 import { mockCodexConfig } from '../src/demo/mock-config.js';
@@ -97,12 +97,7 @@ export async function runStage(argv: string[]): Promise<number> {
     );
     return 0;
   } catch (error) {
-    const failure = isCodexboxError(error)
-      ? error
-      : new InternalError('staging failed unexpectedly', {
-          hint: 'Report this with the container log.',
-          cause: error,
-        });
+    const failure = asCodexboxError(error, 'staging');
     log.failure(failure);
     return failure.exitCode;
   }

@@ -47,13 +47,12 @@ function assertSingleForm(name: string, env: NodeJS.ProcessEnv): void {
   }
 }
 
-// Reads X or X_FILE (the Docker secrets convention); both at once is ambiguous, so an error.
-export async function readEnvOrFile(
+// Reads X or X_FILE (the Docker secrets convention); locateCredentials has already refused both.
+async function readEnvOrFile(
   name: string,
   env: NodeJS.ProcessEnv,
   kind: 'env' | 'ci-secret' = 'env',
 ): Promise<EnvValue | undefined> {
-  assertSingleForm(name, env);
   const direct = env[name];
   const filePath = env[`${name}_FILE`];
   if (direct) return { value: direct, kind, name, warnings: [] };

@@ -115,6 +115,16 @@ export function isCodexboxError(error: unknown): error is CodexboxError {
   return error instanceof CodexboxError;
 }
 
+// Anything that is not already a codexbox error is a bug: report it as internal (exit 70).
+export function asCodexboxError(error: unknown, what: string): CodexboxError {
+  return isCodexboxError(error)
+    ? error
+    : new InternalError(`${what} failed unexpectedly`, {
+        hint: 'Report this with the container log.',
+        cause: error,
+      });
+}
+
 // The one line a user sees: message, then what to do next.
 export function formatError(error: CodexboxError, program = 'codexbox'): string {
   return `${program}: ${error.message} (${error.code}). ${error.hint}`;
