@@ -6,7 +6,7 @@ import { MockBackend } from '../../src/demo/mock-backend.js';
 import { chatgptAuthJson, findLeaks, makeCanaries } from '../support/canary.js';
 import { ForwardProxy } from '../support/forward-proxy.js';
 import { codexbox } from './support/cli.js';
-import { artifactsDir, containerName, dockerRun, environment, output, stage } from './support/harness.js';
+import { artifactsDir, dockerRun, environment, output, stage, startHeldTurn } from './support/harness.js';
 
 const json = (value: unknown) => JSON.stringify(value, null, 2);
 // Inside codex's own 5-minute proactive window, outside the entrypoint's (lowered) margin: codex
@@ -15,7 +15,7 @@ const fourMinutes = () => Math.floor(Date.now() / 1000) + 4 * 60;
 
 async function volumeAuth(
   volume: string,
-): Promise<{ tokens: { refresh_token: string; access_token: string } }> {
+): Promise<{ OPENAI_API_KEY?: string; tokens: { refresh_token: string; access_token: string } }> {
   const read = await execa('docker', [
     'run',
     '--rm',
@@ -90,17 +90,14 @@ describe.skipIf(!environment.available)('the refresh broker with the real codex'
     const canaries = makeCanaries();
     const slow = await MockBackend.start({ responseDelayMs: 5_000 });
     try {
-      const volume = await stage([
-        { name: 'auth.json', content: json(chatgptAuthJson(canaries)) },
-        { name: 'config.toml', content: slow.codexConfig() },
-      ]);
-      const name = containerName();
-      const run = dockerRun(['exec', '--skip-git-repo-check', 'slow'], {
-        volume,
-        name,
-        artifacts: await artifactsDir(),
-      });
-      await expect.poll(() => slow.responsesRequests.length, { timeout: 60_000, interval: 200 }).toBe(1);
+      const { name, run } = await startHeldTurn(
+        slow,
+        [
+          { name: 'auth.json', content: json(chatgptAuthJson(canaries)) },
+          { name: 'config.toml', content: slow.codexConfig() },
+        ],
+        { artifacts: await artifactsDir() },
+      );
       const seen = await readEverythingAsCodex(name);
       await run;
       expect(seen).toContain('"refresh_token": ""');
@@ -114,19 +111,15 @@ describe.skipIf(!environment.available)('the refresh broker with the real codex'
     const canaries = makeCanaries();
     const slow = await MockBackend.start({ responseDelayMs: 3_000 });
     try {
-      const volume = await stage([
-        { name: 'auth.json', content: json(chatgptAuthJson(canaries)) },
-        { name: 'config.toml', content: slow.codexConfig() },
-      ]);
       const artifacts = await artifactsDir();
-      const name = containerName();
-      const run = dockerRun(['exec', '--skip-git-repo-check', 'x'], {
-        volume,
-        artifacts,
-        name,
-        env: { CODEXBOX_BROKER: 'off' },
-      });
-      await expect.poll(() => slow.responsesRequests.length, { timeout: 60_000, interval: 200 }).toBe(1);
+      const { name, run } = await startHeldTurn(
+        slow,
+        [
+          { name: 'auth.json', content: json(chatgptAuthJson(canaries)) },
+          { name: 'config.toml', content: slow.codexConfig() },
+        ],
+        { artifacts, env: { CODEXBOX_BROKER: 'off' } },
+      );
       const seen = await execa('docker', ['exec', '-u', '1000', name, 'cat', '/codex-home/auth.json']);
       expect((await run).exitCode).toBe(0);
       expect(JSON.parse(seen.stdout).tokens.refresh_token).toBe(canaries.refreshToken);
@@ -199,20 +192,7 @@ describe.skipIf(!environment.available)('the refresh broker with the real codex'
     expect(backend.responsesRequests.map((request) => request.authorization)).toEqual(
       Array(2).fill(`Bearer ${canaries.apiKey}`),
     );
-    const restored = JSON.parse(
-      (
-        await execa('docker', [
-          'run',
-          '--rm',
-          '--entrypoint',
-          'cat',
-          '-v',
-          `${volume}:/v`,
-          environment.image,
-          '/v/auth.json',
-        ])
-      ).stdout,
-    );
+    const restored = await volumeAuth(volume);
     expect(restored.OPENAI_API_KEY).toBe(canaries.apiKey);
     expect(turns.map(output).join('\n')).not.toContain('UNDICI');
     expect(findLeaks(turns.map(output).join('\n'), [canaries.apiKey])).toEqual([]);
@@ -222,16 +202,11 @@ describe.skipIf(!environment.available)('the refresh broker with the real codex'
     const canaries = makeCanaries();
     const slow = await MockBackend.start({ responseDelayMs: 5_000 });
     try {
-      const volume = await stage([
-        { name: 'auth.json', content: json({ auth_mode: 'apikey', OPENAI_API_KEY: canaries.apiKey }) },
-      ]);
-      const name = containerName();
-      const run = dockerRun(['exec', '--skip-git-repo-check', 'slow'], {
-        volume,
-        name,
-        env: { CODEXBOX_API_UPSTREAM: `${slow.url}/v1` },
-      });
-      await expect.poll(() => slow.responsesRequests.length, { timeout: 60_000, interval: 200 }).toBe(1);
+      const { name, run } = await startHeldTurn(
+        slow,
+        [{ name: 'auth.json', content: json({ auth_mode: 'apikey', OPENAI_API_KEY: canaries.apiKey }) }],
+        { env: { CODEXBOX_API_UPSTREAM: `${slow.url}/v1` } },
+      );
       const seen = await readEverythingAsCodex(name);
       const finished = await run;
       expect(finished.exitCode, output(finished)).toBe(0);

@@ -14,6 +14,7 @@ import {
   output,
   readTree,
   stage,
+  startHeldTurn,
 } from './support/harness.js';
 
 const json = (value: unknown) => JSON.stringify(value, null, 2);
@@ -123,13 +124,10 @@ describe.skipIf(!environment.available)('the image with the real codex binary', 
     const canaries = makeCanaries();
     const slow = await MockBackend.start({ responseDelayMs: 4_000 });
     try {
-      const volume = await stage([
+      const { name, run } = await startHeldTurn(slow, [
         { name: 'auth.json', content: json(chatgptAuthJson(canaries)) },
         { name: 'config.toml', content: slow.codexConfig() },
       ]);
-      const name = containerName();
-      const run = dockerRun(['exec', '--skip-git-repo-check', 'slow turn'], { volume, name });
-      await expect.poll(() => slow.responsesRequests.length, { timeout: 60_000, interval: 200 }).toBe(1);
       const probe = await execa('docker', [
         'exec',
         name,
@@ -154,14 +152,15 @@ describe.skipIf(!environment.available)('the image with the real codex binary', 
     const canaries = makeCanaries();
     const slow = await MockBackend.start({ responseDelayMs: 60_000 });
     try {
-      const volume = await stage([
-        { name: 'auth.json', content: json(chatgptAuthJson(canaries)) },
-        { name: 'config.toml', content: slow.codexConfig() },
-      ]);
       const artifacts = await artifactsDir();
-      const name = containerName();
-      const run = dockerRun(['exec', '--skip-git-repo-check', 'long turn'], { volume, artifacts, name });
-      await expect.poll(() => slow.responsesRequests.length, { timeout: 60_000, interval: 200 }).toBe(1);
+      const { name, run } = await startHeldTurn(
+        slow,
+        [
+          { name: 'auth.json', content: json(chatgptAuthJson(canaries)) },
+          { name: 'config.toml', content: slow.codexConfig() },
+        ],
+        { artifacts },
+      );
       const stopped = Date.now();
       await execa('docker', ['stop', '-t', '10', name]);
       const result = await run;

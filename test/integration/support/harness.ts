@@ -1,7 +1,8 @@
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type Result } from 'execa';
-import { afterAll, afterEach, inject } from 'vitest';
+import { afterAll, afterEach, expect, inject } from 'vitest';
+import type { MockBackend } from '../../../src/demo/mock-backend.js';
 import { DockerodeAdapter } from '../../../src/docker/dockerode-adapter.js';
 import type { StagedFile } from '../../../src/run/codex-home-archive.js';
 import { newRunId, stageCodexHome } from '../../../src/run/stage-codex-home.js';
@@ -129,4 +130,14 @@ export function runArgs(
     '--skip-git-repo-check',
     ...codexArgs,
   ];
+}
+
+// A codex turn held open by a slow mock backend: staged, started, and returned once codex's model
+// request has arrived, so a test can look inside the running container.
+export async function startHeldTurn(slow: MockBackend, files: StagedFile[], options: RunOptions = {}) {
+  const volume = await stage(files);
+  const name = containerName();
+  const run = dockerRun(['exec', '--skip-git-repo-check', 'held turn'], { ...options, volume, name });
+  await expect.poll(() => slow.responsesRequests.length, { timeout: 60_000, interval: 200 }).toBe(1);
+  return { volume, name, run };
 }
