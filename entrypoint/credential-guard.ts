@@ -1,6 +1,4 @@
 import { readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { parse } from 'smol-toml';
 import { writeFileAtomic } from '../src/common/atomic-write.js';
 import { AuthDocument } from '../src/common/auth-document.js';
 import type { Redactor } from '../src/common/redactor.js';
@@ -24,7 +22,6 @@ export interface GuardOptions {
   enabled: boolean;
   isRoot: boolean;
   user: RunUser;
-  codexHome: string;
   redactor: Redactor;
   log: Log;
   env?: NodeJS.ProcessEnv;
@@ -40,12 +37,6 @@ function withLoopbackExempt(env: NodeJS.ProcessEnv): Record<string, string> {
     .filter(Boolean);
   const noProxy = [...new Set([...existing, '127.0.0.1', 'localhost'])].join(',');
   return { NO_PROXY: noProxy, no_proxy: noProxy };
-}
-
-async function configuredProvider(codexHome: string): Promise<string | undefined> {
-  const text = await readFile(join(codexHome, 'config.toml'), 'utf8').catch(() => '');
-  const provider = (parse(text) as { model_provider?: unknown }).model_provider;
-  return typeof provider === 'string' ? provider : undefined;
 }
 
 export async function guardCredential(options: GuardOptions): Promise<CredentialGuard | undefined> {
@@ -81,7 +72,7 @@ export async function guardCredential(options: GuardOptions): Promise<Credential
       },
     };
   }
-  const provider = await configuredProvider(options.codexHome);
+  const provider = prepared.modelProvider;
   if (mode.kind === 'api-key' && (provider === undefined || provider === 'openai')) {
     const { ApiKeyProxy, defaultApiUpstream } = await import('./api-key-proxy.js');
     const proxy = await ApiKeyProxy.start({

@@ -1,11 +1,11 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../src/common/atomic-write.js';
 import { AuthDocument } from '../src/common/auth-document.js';
 import type { RefreshResultClass } from '../src/common/auth-metadata.js';
-import { type DroppedKey, sanitizeConfig } from '../src/common/config-sanitizer.js';
+import type { DroppedKey, SanitizedConfig } from '../src/common/config-sanitizer.js';
 import { formatDuration } from '../src/common/duration.js';
 import { RefreshUnavailableError, ReloginRequiredError } from '../src/common/errors.js';
+import { readSanitizedConfig } from '../src/common/read-config.js';
 import { readCredentialFile } from '../src/common/read-credential-file.js';
 import type { Redactor } from '../src/common/redactor.js';
 import { type RefreshUnderLockOptions, refreshUnderLock } from '../src/common/refresh-under-lock.js';
@@ -18,6 +18,7 @@ export interface PreparedCodexHome {
   current: AuthDocument;
   refresh: { happened: boolean; result: RefreshResultClass };
   dropped: DroppedKey[];
+  modelProvider?: string;
 }
 
 export interface PrepareOptions {
@@ -33,31 +34,23 @@ export interface PrepareOptions {
 
 // Sanitizes config.toml again (defence in depth: a hand-made volume may not have been staged by
 // codexbox) and rewrites it only when something had to go.
-async function resanitizeConfig(options: PrepareOptions): Promise<DroppedKey[]> {
-  const path = join(options.codexHome, 'config.toml');
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
-  const sanitized = sanitizeConfig(text, path);
-  const forcedFileStore = !/^\s*cli_auth_credentials_store\s*=\s*"file"/m.test(text);
-  const profiles = Object.entries(sanitized.profileFiles);
-  if (sanitized.dropped.length > 0 || forcedFileStore || profiles.length > 0) {
-    await writeFileAtomic(path, sanitized.config, { mode: 0o600, owner: options.owner });
-    for (const [name, profile] of profiles) {
-      await writeFileAtomic(join(options.codexHome, `${name}.config.toml`), profile, {
-        mode: 0o600,
-        owner: options.owner,
-      });
-    }
+async function resanitizeConfig(options: PrepareOptions): Promise<SanitizedConfig | undefined> {
+  const sanitized = await readSanitizedConfig(options.codexHome);
+  if (!sanitized?.changed) return sanitized;
+  await writeFileAtomic(join(options.codexHome, 'config.toml'), sanitized.config, {
+    mode: 0o600,
+    owner: options.owner,
+  });
+  for (const [name, profile] of Object.entries(sanitized.profileFiles)) {
+    await writeFileAtomic(join(options.codexHome, `${name}.config.toml`), profile, {
+      mode: 0o600,
+      owner: options.owner,
+    });
   }
   if (sanitized.dropped.length > 0) {
     options.log.info(`config.toml: dropped ${sanitized.dropped.map((entry) => entry.key).join(', ')}`);
   }
-  return sanitized.dropped;
+  return sanitized;
 }
 
 // Refreshes when the access token would expire within the margin, so codex never has to; a
@@ -105,9 +98,16 @@ export async function prepareCodexHome(options: PrepareOptions): Promise<Prepare
   const authPath = join(options.codexHome, 'auth.json');
   const file = await readCredentialFile(authPath, { expectedUid: options.owner?.uid ?? process.getuid?.() });
   const before = AuthDocument.parse(file.text, { origin: authPath, redactor: options.redactor });
-  const dropped = await resanitizeConfig(options);
+  const config = await resanitizeConfig(options);
   const { current, result } = await refreshIfDue(authPath, before, options);
-  return { authPath, before, current, refresh: { happened: result === 'refreshed', result }, dropped };
+  return {
+    authPath,
+    before,
+    current,
+    refresh: { happened: result === 'refreshed', result },
+    dropped: config?.dropped ?? [],
+    modelProvider: config?.modelProvider,
+  };
 }
 
 // How a failed preparation is recorded in the metadata's refresh field.

@@ -125,7 +125,6 @@ async function runCodex(args: string[], redactor: Redactor, log: Log): Promise<n
         enabled: config.broker && credentialUse(args) === 'required',
         isRoot,
         user,
-        codexHome: config.codexHome,
         redactor,
         log,
       })

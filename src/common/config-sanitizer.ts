@@ -12,6 +12,10 @@ export interface SanitizedConfig {
   // codex 0.169 reads profile NAME from $CODEX_HOME/NAME.config.toml, not from [profiles.NAME].
   profileFiles: Record<string, string>;
   dropped: DroppedKey[];
+  // The provider codex will use (undefined: its built-in OpenAI one).
+  modelProvider: string | undefined;
+  // False when the file already was what it sanitizes to, so there is nothing to rewrite.
+  changed: boolean;
 }
 
 type Table = Record<string, unknown>;
@@ -216,5 +220,10 @@ export function sanitizeConfig(text: string, origin = 'config.toml'): SanitizedC
       }
     }
   }
-  return { config: stringify(config), profileFiles, dropped };
+  const modelProvider = typeof config.model_provider === 'string' ? config.model_provider : undefined;
+  const changed =
+    dropped.length > 0 ||
+    Object.keys(profileFiles).length > 0 ||
+    document.cli_auth_credentials_store !== 'file';
+  return { config: stringify(config), profileFiles, dropped, modelProvider, changed };
 }

@@ -136,6 +136,14 @@ describe('sanitizeConfig', () => {
     }
   });
 
+  it('reports the provider and whether anything had to change', () => {
+    expect(result.modelProvider).toBe('proxy');
+    expect(result.changed).toBe(true);
+    const clean = sanitizeConfig('model = "gpt-5.5"\ncli_auth_credentials_store = "file"\n');
+    expect(clean).toMatchObject({ modelProvider: undefined, changed: false });
+    expect(sanitizeConfig('model = "gpt-5.5"\n').changed).toBe(true);
+  });
+
   it('turns an empty config into one that only pins file storage', () => {
     expect(parse(sanitizeConfig('').config)).toEqual({ cli_auth_credentials_store: 'file' });
   });
