@@ -60,8 +60,13 @@ const maxRounds = 50;
 // started — before root does any work near the agent's files. Repeats until none is left.
 export async function killAgentProcesses(
   user: { uid: number; gid: number },
-  options: { procRoot?: string; wait?: (ms: number) => Promise<void> } = {},
+  options: {
+    procRoot?: string;
+    wait?: (ms: number) => Promise<void>;
+    killAll?: (uid: number, gid: number) => Promise<void>;
+  } = {},
 ): Promise<number> {
+  const killAll = options.killAll ?? killAllAs;
   const wait = options.wait ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   if (user.uid === 0) {
     throw new InternalError('refusing to kill every process of uid 0', {
@@ -73,7 +78,7 @@ export async function killAgentProcesses(
     const left = await processesOf(user.uid, options.procRoot);
     if (left.length === 0) return killed;
     killed += left.length;
-    await killAllAs(user.uid, user.gid);
+    await killAll(user.uid, user.gid);
     await wait(round < 5 ? 5 : 50);
   }
   throw new InternalError(`processes of uid ${user.uid} survived ${maxRounds} rounds of SIGKILL`, {

@@ -45,11 +45,15 @@ describe('processesOf', () => {
   });
 
   it('keeps killing while a zombie leader has a live thread', async () => {
-    // An unused uid: the real kill(-1) the helper sends as that uid reaches nothing.
     const uid = 3_999_999;
     const root = await fakeProc([{ pid: 30, uid, threads: ['Z', 'R'] }]);
+    const kills: number[] = [];
+    const killAll = async (target: number) => {
+      kills.push(target);
+    };
     await expect(
-      killAgentProcesses({ uid, gid: uid }, { procRoot: root, wait: async () => undefined }),
+      killAgentProcesses({ uid, gid: uid }, { procRoot: root, wait: async () => undefined, killAll }),
     ).rejects.toThrow(/survived/);
+    expect(kills).toEqual(Array(50).fill(uid));
   });
 });
