@@ -42,7 +42,8 @@ RUN npm install -g --no-audit --no-fund --loglevel=error "@openai/codex@${CODEX_
  && native="$(find /usr/local/lib/node_modules/@openai/codex -path '*/vendor/*-unknown-linux-musl/bin/codex' -type f | head -n 1)" \
  && test -x "$native" \
  && install -d /usr/local/lib/codexbox/bin \
- && ln -s "$native" /usr/local/lib/codexbox/bin/codex
+ && ln -s "$native" /usr/local/lib/codexbox/bin/codex \
+ && rm /usr/local/bin/codex
 
 # The official node images own uid/gid 1000 as `node`; codex takes that slot.
 RUN existing_user="$(getent passwd "${CODEX_UID}" | cut -d: -f1)"; \
@@ -62,7 +63,6 @@ COPY demo/codex-home/auth.json /usr/local/share/codexbox/demo/auth.json
 ENV CODEX_HOME=/codex-home \
     CODEXBOX_CODEX_BIN=/usr/local/lib/codexbox/bin/codex \
     CODEXBOX_CODEX_PACKAGE_ROOT=/usr/local/lib/node_modules/@openai/codex \
-    CODEXBOX_ARTIFACTS_DIR=/artifacts \
     CODEXBOX_CODEX_VERSION=${CODEX_VERSION}
 # /codex-home is codex's; the vault (refresh token, API key, what was staged) is root's alone.
 VOLUME ["/codex-home", "/var/lib/codexbox/vault"]

@@ -53,6 +53,8 @@ export function buildChildEnv(
   child.USER = options.user.name;
   child.LOGNAME = options.user.name;
   child.CODEX_HOME = options.codexHome;
+  // `codex` on the image's PATH hands codex's own calls of codex straight to the binary.
+  child.CODEXBOX_NESTED = '1';
   if (options.codexPackageRoot) {
     child.CODEX_MANAGED_PACKAGE_ROOT = options.codexPackageRoot;
     child.CODEX_MANAGED_BY_NPM = '1';

@@ -48,6 +48,8 @@ export async function prepareCodexConfig(options: {
   codexHome: string;
   owner?: Owner;
   vault?: Vault;
+  // The config files were just written by a trusted caller: record them rather than compare.
+  restage?: boolean;
   log: Log;
 }): Promise<CodexConfig> {
   const config: CodexConfig = { files: {}, dropped: [] };
@@ -57,7 +59,9 @@ export async function prepareCodexConfig(options: {
   }
   if (config.dropped.length > 0)
     options.log.info(`config.toml: dropped ${config.dropped.map((entry) => entry.key).join(', ')}`);
-  if (options.vault) await checkProviders(options.codexHome, options.vault, providerRecord(config.files));
+  const record = providerRecord(config.files);
+  if (options.vault && options.restage) await options.vault.writeProviders(record);
+  if (options.vault) await checkProviders(options.codexHome, options.vault, record);
   return config;
 }
 

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { isAbsolute, relative, resolve } from 'node:path';
 import { parseDuration } from '../src/common/duration.js';
 import { InvalidConfigError } from '../src/common/errors.js';
@@ -7,7 +8,15 @@ import { defaultVaultDir } from './vault.js';
 export type StdioMode = 'auto' | 'pipe' | 'inherit';
 
 export interface EntrypointConfig {
+  // entrypoint: the container's start or codexbox-exec; codex: `codex` on the image's PATH.
+  invokedAs: 'entrypoint' | 'codex';
+  // Where codex runs: CODEX_HOME, or the image's own home when a root caller brought its own.
   codexHome: string;
+  // A root caller's own CODEX_HOME (Harbor's /tmp/codex-home): read, never run on.
+  callerHome?: string;
+  // refuse when `codex` is called with a CODEX_HOME of the caller's (Harbor hands every trial
+  // the same file), unless CODEXBOX_ACCEPT_REFRESH_TOKEN=1.
+  refreshTokens: 'accept' | 'refuse';
   artifactsDir: string;
   // CODEXBOX_RUN_USER; unset: the workspace's owner.
   runUser?: string;
@@ -70,15 +79,44 @@ function readMaxRunTime(env: NodeJS.ProcessEnv): number | undefined {
   }
 }
 
-export function readEntrypointConfig(env: NodeJS.ProcessEnv): EntrypointConfig {
+// The image's own CODEX_HOME; a caller may point CODEX_HOME elsewhere.
+export const imageCodexHome = '/codex-home';
+
+interface Invocation {
+  invokedAs: EntrypointConfig['invokedAs'];
+  isRoot: boolean;
+}
+
+// Who runs where. A root caller of `codex` with a CODEX_HOME of its own gets codex on the image's
+// home (codex refuses its helpers under /tmp, and the caller's directory is not the run user's),
+// fed from the caller's. A non-root caller runs codex where it says: it has nothing to protect.
+function codexHomes(env: NodeJS.ProcessEnv, invocation: Invocation) {
+  const requested = resolve(env.CODEX_HOME || imageCodexHome);
+  const own = resolve(env.CODEXBOX_CODEX_HOME || imageCodexHome);
+  const bringsOwn = invocation.invokedAs === 'codex' && requested !== own;
+  const accept = env.CODEXBOX_ACCEPT_REFRESH_TOKEN === '1' || !bringsOwn;
+  const refreshTokens: EntrypointConfig['refreshTokens'] = accept ? 'accept' : 'refuse';
+  if (bringsOwn && invocation.isRoot) return { codexHome: own, callerHome: requested, refreshTokens };
+  if (!bringsOwn || invocation.isRoot) assertNotUnderTmp(requested);
+  return { codexHome: requested, refreshTokens };
+}
+
+// Harbor mounts its agent logs at /logs/agent: the run's metadata goes beside them.
+function defaultArtifactsDir(): string {
+  return existsSync('/logs/agent') ? '/logs/agent/codexbox' : '/artifacts';
+}
+
+export function readEntrypointConfig(
+  env: NodeJS.ProcessEnv,
+  invocation: Invocation = { invokedAs: 'entrypoint', isRoot: process.getuid?.() === 0 },
+): EntrypointConfig {
   if (env.CODEXBOX_BROKER === 'off') {
     throw configError(
       "CODEXBOX_BROKER=off is no longer supported: the refresh token and the API key never enter codex's reach",
       'Unset CODEXBOX_BROKER; codex gets short-lived tokens and the entrypoint refreshes for it.',
     );
   }
-  const codexHome = resolve(env.CODEX_HOME || '/codex-home');
-  assertNotUnderTmp(codexHome);
+  const homes = codexHomes(env, invocation);
   const stdio = (env.CODEXBOX_STDIO || 'auto') as StdioMode;
   if (!['auto', 'pipe', 'inherit'].includes(stdio)) {
     throw configError('CODEXBOX_STDIO must be auto, pipe or inherit', 'Unset it to get the default (auto).');
@@ -105,8 +143,9 @@ export function readEntrypointConfig(env: NodeJS.ProcessEnv): EntrypointConfig {
     );
   }
   return {
-    codexHome,
-    artifactsDir: resolve(env.CODEXBOX_ARTIFACTS_DIR || '/artifacts'),
+    invokedAs: invocation.invokedAs,
+    ...homes,
+    artifactsDir: resolve(env.CODEXBOX_ARTIFACTS_DIR || defaultArtifactsDir()),
     runUser: env.CODEXBOX_RUN_USER || undefined,
     workspace: resolve(env.CODEXBOX_WORKSPACE || process.cwd()),
     vaultDir: env.CODEXBOX_VAULT_DIR || defaultVaultDir,

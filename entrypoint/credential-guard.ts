@@ -1,5 +1,5 @@
 import { AuthDocument } from '../src/common/auth-document.js';
-import { type KeyedProvider, keyedProviders } from '../src/common/model-providers.js';
+import { type KeyedProvider, keyedProviders, openaiBaseUrl } from '../src/common/model-providers.js';
 import type { Redactor } from '../src/common/redactor.js';
 import { refreshClientFromEnv } from '../src/common/refresh-client.js';
 import { Secret } from '../src/common/secret.js';
@@ -126,7 +126,8 @@ function keyRoutes(options: GuardOptions, env: NodeJS.ProcessEnv, providers: Key
   const routes: KeyRoute[] = [];
   const usesDefault = options.activeProvider === undefined || options.activeProvider === 'openai';
   if (apiKey && usesDefault) {
-    const upstreamBaseUrl = env.CODEXBOX_API_UPSTREAM || defaultApiUpstream;
+    const upstreamBaseUrl =
+      openaiBaseUrl(options.configFiles['config.toml']) || env.CODEXBOX_API_UPSTREAM || defaultApiUpstream;
     routes.push({ route: { prefix: 'v1', upstreamBaseUrl, secret: apiKey } });
   }
   for (const provider of providers) {

@@ -1,7 +1,11 @@
 import type { AuthDocument } from '../src/common/auth-document.js';
 import type { AuthMetadata, RefreshResultClass } from '../src/common/auth-metadata.js';
 import { formatDuration } from '../src/common/duration.js';
-import { RefreshUnavailableError, ReloginRequiredError } from '../src/common/errors.js';
+import {
+  RefreshTokenNotAcceptedError,
+  RefreshUnavailableError,
+  ReloginRequiredError,
+} from '../src/common/errors.js';
 import type { Redactor } from '../src/common/redactor.js';
 import { type RefreshUnderLockOptions, refreshUnderLock } from '../src/common/refresh-under-lock.js';
 import { assessTokenHealth, canRefresh } from '../src/common/token-expiry.js';
@@ -24,6 +28,10 @@ export interface PrepareOptions {
   vault: Vault;
   // Root: the vault is root-only and CODEX_HOME's config is compared with what was staged.
   guarded: boolean;
+  // A caller (Harbor) just wrote CODEX_HOME's config files: they become what was staged.
+  restage?: boolean;
+  // refuse: a refresh token in the credential ends the run (many trials may share one file).
+  refreshTokens: 'accept' | 'refuse';
   secretsDir: string;
   env: NodeJS.ProcessEnv;
   refreshMarginMs: number;
@@ -86,12 +94,24 @@ async function loadCredential(options: PrepareOptions) {
   return imported;
 }
 
+function assertRefreshTokenAccepted(document: AuthDocument, options: PrepareOptions): void {
+  if (options.refreshTokens === 'accept' || !canRefresh(document.mode)) return;
+  throw new RefreshTokenNotAcceptedError(
+    'the credential holds a refresh token, and every trial or copy given this file would race to use it',
+    {
+      hint: 'Export an access-only credential for it (codexbox auth export --access-only --min-ttl 2h --output trial-auth.json); for a single run that may refresh, set CODEXBOX_ACCEPT_REFRESH_TOKEN=1.',
+    },
+  );
+}
+
 export async function prepareCodexHome(options: PrepareOptions): Promise<PreparedCodexHome> {
   const { document: before, source } = await loadCredential(options);
+  assertRefreshTokenAccepted(before, options);
   const config = await prepareCodexConfig({
     codexHome: options.codexHome,
     owner: options.owner,
     vault: options.guarded ? options.vault : undefined,
+    restage: options.restage,
     log: options.log,
   });
   const { current, result } = await refreshIfDue(options.vault.authPath, before, options);

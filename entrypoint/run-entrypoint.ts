@@ -1,4 +1,4 @@
-import { rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../src/common/atomic-write.js';
 import { secretsOf } from '../src/common/auth-document.js';
@@ -12,11 +12,13 @@ import {
 } from '../src/common/errors.js';
 import { Redactor } from '../src/common/redactor.js';
 import { refreshClientFromEnv } from '../src/common/refresh-client.js';
+import { adoptCallerHome } from './adopt-caller-home.js';
 import { killAgentProcesses } from './agent-processes.js';
+import { readCallerHome } from './caller-home.js';
 import { buildChildEnv } from './child-env.js';
 import { assertCodexSandboxUsable, codexPolicyArgs } from './codex-policy.js';
 import { classifyInvocation, credentialUse } from './command-line.js';
-import { readEntrypointConfig } from './config.js';
+import { type EntrypointConfig, readEntrypointConfig } from './config.js';
 import { guardCredential } from './credential-guard.js';
 import { createLog, type Log } from './log.js';
 import { prepareCodexHome, refreshClassOf } from './prepare-codex-home.js';
@@ -25,7 +27,7 @@ import { adoptRunUser, type RunUser, resolveRunUser } from './run-user.js';
 import { assertUsableWithoutRoot, secureCodexHome } from './secure-codex-home.js';
 import { type ChildOutcome, superviseChild } from './supervise.js';
 import { Vault } from './vault.js';
-import { prepareArtifactsDirectory } from './write-run-artifacts.js';
+import { collectRollouts, prepareArtifactsDirectory, writeArtifactsAs } from './write-run-artifacts.js';
 
 function currentUser(): RunUser {
   return {
@@ -61,6 +63,39 @@ async function prepareArtifacts(state: RunState, log: Log): Promise<void> {
   }
 }
 
+// As root: the run user settled, its artifacts directory made, and a caller's own CODEX_HOME
+// (Harbor's) adopted into the vault and codex's home.
+async function prepareAsRoot(state: RunState, redactor: Redactor, log: Log): Promise<Vault> {
+  const { config } = state;
+  await settleRunUser(state, log);
+  await prepareArtifacts(state, log);
+  const vault = await Vault.open(config.vaultDir);
+  if (config.callerHome) {
+    const caller = await readCallerHome(config.callerHome);
+    if (caller.auth) state.source = { kind: 'codex-home', name: caller.auth.origin };
+    await adoptCallerHome({
+      caller,
+      codexHome: config.codexHome,
+      vault,
+      owner: state.user,
+      redactor,
+      now: new Date(),
+    });
+  }
+  return vault;
+}
+
+// Without root nothing is fixed up: CODEX_HOME is the caller's own and doubles as the vault.
+async function prepareWithoutRoot(state: RunState): Promise<Vault> {
+  const { config } = state;
+  await assertUsableWithoutRoot(config.codexHome);
+  state.artifacts = await mkdir(config.artifactsDir, { recursive: true }).then(
+    () => true,
+    () => false,
+  );
+  return Vault.open(config.codexHome, state.user.uid);
+}
+
 async function prepare(state: RunState, args: string[], redactor: Redactor, log: Log): Promise<void> {
   const { config, isRoot } = state;
   const use = credentialUse(args);
@@ -69,29 +104,24 @@ async function prepare(state: RunState, args: string[], redactor: Redactor, log:
       hint: 'Log out on the host if you mean it; to discard a staged copy, remove its volume.',
     });
   }
-  if (isRoot) {
-    await settleRunUser(state, log);
-    await prepareArtifacts(state, log);
-  } else {
-    await assertUsableWithoutRoot(config.codexHome);
-    state.artifacts = true;
-  }
-  const owner = isRoot ? { uid: state.user.uid, gid: state.user.gid } : undefined;
+  const vault = isRoot ? await prepareAsRoot(state, redactor, log) : await prepareWithoutRoot(state);
   try {
     state.prepared = await prepareCodexHome({
       codexHome: config.codexHome,
-      vault: isRoot ? await Vault.open(config.vaultDir) : await Vault.open(config.codexHome, state.user.uid),
+      vault,
       guarded: isRoot,
+      restage: config.callerHome !== undefined,
+      refreshTokens: config.refreshTokens,
       secretsDir: config.secretsDir,
       env: process.env,
       refreshMarginMs: config.refreshMarginMs,
       redactor,
       log,
       now: () => new Date(),
-      owner,
+      owner: isRoot ? { uid: state.user.uid, gid: state.user.gid } : undefined,
       refreshClient: refreshClientFromEnv(process.env),
     });
-    state.source = state.prepared.source;
+    if (state.source.kind !== 'codex-home') state.source = state.prepared.source;
     state.refresh = state.prepared.refresh.result;
     state.dropped = state.prepared.config.dropped;
     for (const secret of secretsOf(state.prepared.current.mode)) redactor.register(secret);
@@ -132,6 +162,26 @@ async function finishRun(state: RunState): Promise<void> {
     await state.prepared.vault.writeCredential(kept);
 }
 
+// A root caller with its own CODEX_HOME (Harbor) looks for codex's sessions there afterwards:
+// this run's rollouts, redacted, written by root into that root-only directory.
+async function handBackSessions(state: RunState, redactor: Redactor, log: Log): Promise<void> {
+  const { callerHome, codexHome } = state.config;
+  if (!callerHome || !state.isRoot) return;
+  try {
+    const rollouts = await collectRollouts({
+      codexHome,
+      since: state.startedAt,
+      redactor,
+      owner: state.user,
+    });
+    if (rollouts.length === 0) return;
+    await mkdir(join(callerHome, 'sessions'), { recursive: true, mode: 0o755 });
+    await writeArtifactsAs(callerHome, rollouts, undefined);
+  } catch (error) {
+    log.warn(`could not copy the sessions to ${callerHome} (${redactor.redact((error as Error).message)})`);
+  }
+}
+
 function stdioFor(config: RunState['config']): 'pipe' | 'inherit' {
   if (config.stdio !== 'auto') return config.stdio;
   return process.stdout.isTTY ? 'inherit' : 'pipe';
@@ -160,9 +210,14 @@ async function superviseCodex(state: RunState, args: string[], redactor: Redacto
   });
 }
 
-async function runCodex(args: string[], redactor: Redactor, log: Log): Promise<number> {
-  const config = readEntrypointConfig(process.env);
+async function runCodex(
+  args: string[],
+  invokedAs: EntrypointConfig['invokedAs'],
+  redactor: Redactor,
+  log: Log,
+): Promise<number> {
   const isRoot = process.getuid?.() === 0;
+  const config = readEntrypointConfig(process.env, { invokedAs, isRoot });
   const state: RunState = {
     config,
     user: currentUser(),
@@ -182,6 +237,7 @@ async function runCodex(args: string[], redactor: Redactor, log: Log): Promise<n
     } finally {
       await finishRun(state);
     }
+    await handBackSessions(state, redactor, log);
   } catch (error) {
     const failure = asCodexboxError(error, 'preparing CODEX_HOME');
     state.refresh = refreshClassOf(failure) ?? state.refresh;
@@ -212,15 +268,19 @@ async function runPassthrough(command: string, args: string[], redactor: Redacto
   return outcome.exitCode;
 }
 
+// `codex` on the image's PATH starts the entrypoint with this first: every argument is codex's.
+const asCodexFlag = '--as-codex';
+
 // Codex gets the full preparation; any other command runs as given.
 export async function runEntrypoint(argv: string[]): Promise<number> {
   const redactor = new Redactor();
   const log = createLog(redactor);
-  const invocation = classifyInvocation(argv);
   try {
+    if (argv[0] === asCodexFlag) return await runCodex(argv.slice(1), 'codex', redactor, log);
+    const invocation = classifyInvocation(argv);
     if (invocation.kind === 'passthrough')
       return await runPassthrough(invocation.command, invocation.args, redactor);
-    return await runCodex(invocation.args, redactor, log);
+    return await runCodex(invocation.args, 'entrypoint', redactor, log);
   } catch (error) {
     const failure: CodexboxError = asCodexboxError(error, 'the entrypoint');
     log.failure(failure);

@@ -15,11 +15,18 @@ export class Vault {
   readonly dir: string;
   readonly authPath: string;
   readonly providersPath: string;
+  // A digest of the caller's auth.json last adopted (see adopt-caller-home.ts).
+  readonly adoptedPath: string;
 
-  private constructor(dir: string) {
+  // Only without root, where the vault is the caller's own CODEX_HOME: links there are theirs.
+  readonly #followSymlinks: boolean;
+
+  private constructor(dir: string, followSymlinks: boolean) {
     this.dir = dir;
+    this.#followSymlinks = followSymlinks;
     this.authPath = join(dir, 'auth.json');
     this.providersPath = join(dir, 'providers.json');
+    this.adoptedPath = join(dir, 'adopted-auth.sha256');
   }
 
   // Refuses a vault that is not a root-owned directory: the long-lived secret would be readable.
@@ -34,11 +41,11 @@ export class Vault {
       );
     }
     if ((stats.mode & 0o777) !== 0o700) await chmod(dir, 0o700);
-    return new Vault(dir);
+    return new Vault(dir, expectedOwner !== 0);
   }
 
   async readCredential(redactor: Redactor): Promise<AuthDocument | undefined> {
-    const text = await readOptionalFile(this.authPath, { followSymlinks: false });
+    const text = await readOptionalFile(this.authPath, { followSymlinks: this.#followSymlinks });
     return text === undefined ? undefined : AuthDocument.parse(text, { origin: this.authPath, redactor });
   }
 
@@ -52,6 +59,14 @@ export class Vault {
 
   async writeProviders(record: string): Promise<void> {
     await writeFileAtomic(this.providersPath, record, { mode: 0o600 });
+  }
+
+  readAdopted(): Promise<string | undefined> {
+    return readOptionalFile(this.adoptedPath, { followSymlinks: false });
+  }
+
+  async writeAdopted(digest: string): Promise<void> {
+    await writeFileAtomic(this.adoptedPath, digest, { mode: 0o600 });
   }
 
   async forgetProviders(): Promise<void> {

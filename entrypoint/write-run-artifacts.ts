@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
-import { constants, type Stats } from 'node:fs';
-import { lstat, mkdir, open, readdir, readlink } from 'node:fs/promises';
-import { join, relative, resolve } from 'node:path';
+import { lstat, readdir } from 'node:fs/promises';
+import { join, relative } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { pack } from 'tar-stream';
 import type { AuthMetadata } from '../src/common/auth-metadata.js';
 import type { Redactor } from '../src/common/redactor.js';
 import { withRegularFile } from '../src/common/regular-file.js';
+import { openRootPath } from './root-path.js';
 import type { Owner } from './secure-codex-home.js';
 
 const maxRolloutBytes = 256 * 1024 * 1024;
@@ -112,60 +112,14 @@ export async function writeArtifactsAs(
   });
 }
 
-const openDirectory = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
-const maxLinks = 40;
-
-// A directory whose entries only root can replace: root's, and not writable by group or others,
-// or sticky (others can neither rename nor remove root's entries there).
-function rootControlled(stats: Stats): boolean {
-  return stats.uid === 0 && ((stats.mode & 0o022) === 0 || (stats.mode & 0o1000) !== 0);
-}
-
-function components(path: string): string[] {
-  return path.split('/').filter((part) => part !== '' && part !== '.');
-}
-
 // Before codex starts: the artifacts directory exists and belongs to the run user. Its parents
-// may be the agent's (Harbor's /logs/agent): the path is walked one directory at a time, each
-// held open and its entries reached through /proc/self/fd, creating what is missing. A link is
-// followed only where root alone could have put it (root's link in a directory only root can
-// change); any other link, and a link or non-directory as the directory itself, is refused.
+// may be the agent's (Harbor's /logs/agent): see openRootPath for how they are walked.
 export async function prepareArtifactsDirectory(path: string, owner: Owner): Promise<void> {
-  const pending = components(resolve(path));
-  let links = 0;
-  let current = await open('/', constants.O_RDONLY | constants.O_DIRECTORY);
+  const directory = await openRootPath(path, { create: true });
   try {
-    while (pending.length > 0) {
-      const name = pending.shift()!;
-      const child = `/proc/self/fd/${current.fd}/${name}`;
-      let entry = await lstat(child).catch(() => undefined);
-      if (!entry) {
-        await mkdir(child, { mode: 0o755 }).catch((error: NodeJS.ErrnoException) => {
-          if (error.code !== 'EEXIST') throw error;
-        });
-        entry = await lstat(child);
-      }
-      if (entry.isSymbolicLink()) {
-        const trusted = pending.length > 0 && entry.uid === 0 && rootControlled(await current.stat());
-        if (!trusted || ++links > maxLinks)
-          throw new Error(`${path} leads through a symbolic link root does not control`);
-        const target = await readlink(child);
-        pending.unshift(...components(target));
-        if (target.startsWith('/')) {
-          const root = await open('/', constants.O_RDONLY | constants.O_DIRECTORY);
-          await current.close();
-          current = root;
-        }
-        continue;
-      }
-      // A directory swapped for a link or a file since the lstat fails here (ELOOP, ENOTDIR).
-      const next = await open(child, openDirectory);
-      await current.close();
-      current = next;
-    }
-    const stats = await current.stat();
-    if (stats.uid !== owner.uid || stats.gid !== owner.gid) await current.chown(owner.uid, owner.gid);
+    const stats = await directory.stat();
+    if (stats.uid !== owner.uid || stats.gid !== owner.gid) await directory.chown(owner.uid, owner.gid);
   } finally {
-    await current.close();
+    await directory.close();
   }
 }

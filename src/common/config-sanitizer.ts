@@ -135,6 +135,7 @@ const settingRules: Record<string, Sanitize> = {
   approval_policy: keep,
   sandbox_mode: keep,
   chatgpt_base_url: keep,
+  openai_base_url: keep,
   hide_agent_reasoning: keep,
   show_raw_agent_reasoning: keep,
   disable_response_storage: keep,

@@ -135,6 +135,13 @@ export class CodexSandboxUnavailableError extends CodexboxError {
   readonly exitCode = ExitCode.configuration;
 }
 
+// A credential with a refresh token where it would be shared (Harbor's auth file, given to every
+// trial): refresh tokens are single-use, so the copies would log each other out.
+export class RefreshTokenNotAcceptedError extends CodexboxError {
+  readonly code = 'ERR_REFRESH_TOKEN_NOT_ACCEPTED';
+  readonly exitCode = ExitCode.configuration;
+}
+
 export class InvalidConfigError extends CodexboxError {
   readonly code = 'ERR_INVALID_CONFIG';
   readonly exitCode = ExitCode.configuration;

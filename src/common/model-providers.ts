@@ -3,7 +3,7 @@ import { parse } from 'smol-toml';
 type Table = Record<string, unknown>;
 
 // The settings that decide where codex sends its credentials: a later turn may not change them.
-const routingKeys = ['model_provider', 'model_providers', 'chatgpt_base_url'] as const;
+const routingKeys = ['model_provider', 'model_providers', 'chatgpt_base_url', 'openai_base_url'] as const;
 
 function canonical(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(canonical);
@@ -61,4 +61,12 @@ export function keyedProviders(
     }
   }
   return [...found.values()];
+}
+
+// The built-in OpenAI provider's address when config.toml moves it (`openai_base_url`, what
+// Harbor writes from OPENAI_BASE_URL).
+export function openaiBaseUrl(configToml: string | undefined): string | undefined {
+  if (!configToml) return undefined;
+  const value = (parse(configToml) as Table).openai_base_url;
+  return typeof value === 'string' ? value : undefined;
 }

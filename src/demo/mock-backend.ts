@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { decompress } from 'fzstd';
 import { fakeJwt } from './fake-jwt.js';
 import { mockCodexConfig } from './mock-config.js';
 import {
@@ -62,10 +63,14 @@ export const demoIdentity: MockIdentity = {
   userId: 'demo-user-00000000',
 };
 
+// Codex compresses its requests to the built-in OpenAI provider with zstd when logged in with
+// ChatGPT (Content-Encoding: zstd); node 20's zlib cannot read that.
 async function readBody(request: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of request) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  const raw = Buffer.concat(chunks);
+  const bytes = request.headers['content-encoding'] === 'zstd' ? decompress(raw) : raw;
+  return Buffer.from(bytes).toString('utf8');
 }
 
 function sendJson(response: ServerResponse, status: number, body: unknown): void {

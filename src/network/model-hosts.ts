@@ -52,7 +52,9 @@ export function modelHosts(config: string | Table | undefined, authMode: AuthKin
   const providerId = typeof table.model_provider === 'string' ? table.model_provider : 'openai';
   const chatgpt = authMode !== 'api-key';
   const hosts: (HostRule | undefined)[] = [];
-  if (providerId === 'openai') {
+  if (providerId === 'openai' && typeof table.openai_base_url === 'string') {
+    hosts.push(ruleForUrl(table.openai_base_url));
+  } else if (providerId === 'openai') {
     if (authMode !== 'chatgpt') hosts.push({ host: openaiApiHost, wildcard: false });
     if (chatgpt) hosts.push({ host: chatgptHost, wildcard: false });
   } else {

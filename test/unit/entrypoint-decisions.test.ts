@@ -62,6 +62,7 @@ describe('buildChildEnv', () => {
       USER: 'codex',
       LOGNAME: 'codex',
       CODEX_HOME: '/codex-home',
+      CODEXBOX_NESTED: '1',
     });
   });
 });
@@ -94,6 +95,36 @@ describe('readEntrypointConfig', () => {
   ])('rejects %j with exit 78', (env, message) => {
     expect(() => readEntrypointConfig(env)).toThrow(message);
     expect(() => readEntrypointConfig(env)).toThrow(expect.objectContaining({ exitCode: 78 }));
+  });
+});
+
+describe('readEntrypointConfig for `codex` on the PATH', () => {
+  const asCodex = (isRoot: boolean) => ({ invokedAs: 'codex' as const, isRoot });
+
+  it('as root with a CODEX_HOME of its own (Harbor): codex runs on the image home, fed from it', () => {
+    const config = readEntrypointConfig({ CODEX_HOME: '/tmp/codex-home' }, asCodex(true));
+    expect(config).toMatchObject({
+      codexHome: '/codex-home',
+      callerHome: '/tmp/codex-home',
+      refreshTokens: 'refuse',
+    });
+  });
+
+  it('accepts a refresh token there only when asked', () => {
+    const env = { CODEX_HOME: '/tmp/codex-home', CODEXBOX_ACCEPT_REFRESH_TOKEN: '1' };
+    expect(readEntrypointConfig(env, asCodex(true)).refreshTokens).toBe('accept');
+  });
+
+  it('as a non-root user runs codex where CODEX_HOME says, /tmp included', () => {
+    const config = readEntrypointConfig({ CODEX_HOME: '/tmp/codex-home' }, asCodex(false));
+    expect(config).toMatchObject({ codexHome: '/tmp/codex-home', refreshTokens: 'refuse' });
+    expect(config.callerHome).toBeUndefined();
+  });
+
+  it('with the image home is what codexbox-exec is', () => {
+    const config = readEntrypointConfig({}, asCodex(true));
+    expect(config).toMatchObject({ codexHome: '/codex-home', refreshTokens: 'accept' });
+    expect(config.callerHome).toBeUndefined();
   });
 });
 
