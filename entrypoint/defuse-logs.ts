@@ -1,7 +1,7 @@
 import { lstat, readdir, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Log } from './log.js';
-import { entryOf, openRootPath } from './root-path.js';
+import { entryOf, openRootPath, rootOnly } from './root-path.js';
 import type { Owner } from './secure-codex-home.js';
 
 // Harbor writes into its agent logs directory as root after and between codex runs (`… | tee
@@ -16,6 +16,8 @@ export async function defuseLogsDirectory(artifactsDir: string, user: Owner, log
   if (!directory) return [];
   const removed: string[] = [];
   try {
+    // Nothing but root could have put anything into a directory of root's alone.
+    if (rootOnly(await directory.stat())) return [];
     for (const name of await readdir(entryOf(directory, '.'))) {
       const path = entryOf(directory, name);
       const entry = await lstat(path).catch(() => undefined);

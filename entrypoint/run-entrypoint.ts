@@ -157,7 +157,7 @@ async function startGuard(state: RunState, redactor: Redactor, log: Log): Promis
 async function finishRun(state: RunState, log: Log): Promise<void> {
   if (!state.isRoot) return;
   await killAgentProcesses(state.user);
-  if (state.artifacts) await defuseLogsDirectory(state.config.artifactsDir, state.user, log);
+  await defuseLogsDirectory(state.config.artifactsDir, state.user, log);
   if (!state.guard || !state.prepared) return;
   const kept = await state.guard.finish();
   if (kept.serialize() !== state.prepared.current.serialize())

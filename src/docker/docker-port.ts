@@ -23,6 +23,22 @@ export interface ContainerSpec {
   capAdd?: string[];
   securityOpt?: string[];
   pidsLimit?: number;
+  // A terminal for codex (`codexbox run -t`), and an open stdin that ends with the attach.
+  tty?: boolean;
+  openStdin?: boolean;
+}
+
+// Where an attached container's streams go. With a TTY, stdout carries the terminal's bytes raw.
+export interface AttachedStreams {
+  stdin?: Readable;
+  stdout: Writable;
+  stderr: Writable;
+  tty: boolean;
+}
+
+export interface TerminalSize {
+  columns: number;
+  rows: number;
 }
 
 export interface NetworkSpec {
@@ -66,6 +82,9 @@ export interface DockerPort {
   getArchive(containerId: string, path: string): Promise<Readable>;
   startContainer(containerId: string): Promise<void>;
   streamLogs(containerId: string, stdout: Writable, stderr: Writable): Promise<void>;
+  // Attaches before start; resolves once attached, with a promise for the end of the output.
+  attach(containerId: string, streams: AttachedStreams): Promise<{ ended: Promise<void>; detach: () => void }>;
+  resizeTerminal(containerId: string, size: TerminalSize): Promise<void>;
   waitContainer(containerId: string): Promise<ContainerExit>;
   stopContainer(containerId: string, graceSeconds: number): Promise<void>;
   removeContainer(containerId: string): Promise<void>;

@@ -1,4 +1,4 @@
-import type { Readable, Writable } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import Docker from 'dockerode';
 import {
   DockerConflictError,
@@ -8,11 +8,13 @@ import {
   ImageNotFoundError,
 } from '../common/errors.js';
 import type {
+  AttachedStreams,
   BuildProgress,
   ContainerSpec,
   DockerPort,
   NetworkSpec,
   ResourceSummary,
+  TerminalSize,
 } from './docker-port.js';
 
 interface DockerodeError {
@@ -158,7 +160,10 @@ export class DockerodeAdapter implements DockerPort {
         Labels: spec.labels,
         WorkingDir: spec.workingDir,
         User: spec.user,
-        Tty: false,
+        Tty: spec.tty ?? false,
+        OpenStdin: spec.openStdin ?? false,
+        StdinOnce: spec.openStdin ?? false,
+        AttachStdin: spec.openStdin ?? false,
         StopTimeout: spec.stopTimeoutSeconds,
         HostConfig: {
           Binds: spec.binds,
@@ -216,6 +221,36 @@ export class DockerodeAdapter implements DockerPort {
       stream.on('end', resolve);
       stream.on('error', reject);
     });
+  }
+
+  async attach(containerId: string, streams: AttachedStreams) {
+    const container = this.#docker.getContainer(containerId);
+    const stream = (await attempt(
+      () =>
+        container.attach({ stream: true, stdin: !!streams.stdin, stdout: true, stderr: true, hijack: true }),
+      'attach to the container',
+    )) as unknown as Duplex;
+    if (streams.tty) stream.on('data', (chunk: Buffer) => streams.stdout.write(chunk));
+    else this.#docker.modem.demuxStream(stream, streams.stdout, streams.stderr);
+    streams.stdin?.pipe(stream);
+    const ended = new Promise<void>((resolve, reject) => {
+      stream.on('end', resolve);
+      stream.on('close', resolve);
+      stream.on('error', reject);
+    });
+    const detach = () => {
+      streams.stdin?.unpipe(stream);
+      stream.destroy();
+    };
+    return { ended, detach };
+  }
+
+  async resizeTerminal(containerId: string, size: TerminalSize) {
+    await ignoring(
+      [404, 409, 500],
+      () => this.#docker.getContainer(containerId).resize({ h: size.rows, w: size.columns }),
+      'resize the terminal',
+    );
   }
 
   async waitContainer(containerId: string) {

@@ -118,6 +118,12 @@ describe.skipIf(!environment.available)("Harbor's own codex agent on a task imag
       const result = await runHarborTrial(trial, { keep: true });
       expect(result.installed.exitCode).toBe(0);
       expect(parseVersion(result.version.stdout)).toBe(pinnedCodexVersion);
+      // Root gets the line without starting codex in the agent's /codex-home; it is codex's own.
+      const real = await containerText(
+        container,
+        'su codex -s /bin/sh -c "/usr/local/lib/codexbox/bin/codex --version"',
+      );
+      expect(result.version.stdout.trim()).toBe(real.trim());
       expect(result.run.exitCode, both(result.run)).toBe(0);
       expect(result.run.stdout).toContain('HARBOR-TRIAL-DONE');
       expect(toolOutputsOf(backend)).toContain('1000');

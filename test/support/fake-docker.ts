@@ -2,10 +2,12 @@ import { PassThrough, Readable, type Writable } from 'node:stream';
 import { pack } from 'tar-stream';
 import { DockerOperationError } from '../../src/common/errors.js';
 import type {
+  AttachedStreams,
   ContainerSpec,
   DockerPort,
   NetworkSpec,
   ResourceSummary,
+  TerminalSize,
 } from '../../src/docker/docker-port.js';
 
 export interface RecordedCall {
@@ -94,6 +96,19 @@ export class FakeDocker implements DockerPort {
       return;
     }
     for (const line of this.logLines) stdout.write(line);
+  }
+
+  async attach(id: string, streams: AttachedStreams) {
+    this.#record('attach', id);
+    for (const line of this.logLines) streams.stdout.write(line);
+    return { ended: Promise.resolve(), detach: () => undefined };
+  }
+
+  readonly resizes: TerminalSize[] = [];
+
+  async resizeTerminal(id: string, size: TerminalSize) {
+    this.#record('resizeTerminal', id);
+    this.resizes.push(size);
   }
 
   async waitContainer(id: string) {
