@@ -7,6 +7,7 @@ import { defaultImage } from '../docker/build-image.js';
 import { checkNetworkOptions, parseNetworkPolicy } from '../network/egress-policy.js';
 import { type RunCodexOptions, runCodex } from '../run/run-codex.js';
 import { newRunId } from '../run/stage-codex-home.js';
+import { type InteractiveMode, interactiveMode, processTerminal } from '../run/terminal.js';
 import type { Command, CommandContext } from './command.js';
 import { dockerPort } from './docker-context.js';
 import { withInterruptSignal } from './interrupt.js';
@@ -34,7 +35,30 @@ export const runOptions = {
   memory: { type: 'string' },
   repeat: { type: 'string' },
   json: { type: 'boolean' },
+  interactive: { type: 'boolean', short: 'i' },
+  tty: { type: 'boolean', short: 't' },
 } as const;
+
+// -i/-t as `docker run` takes them; a terminal needs one to borrow, and one run to borrow it.
+function parseInteractive(
+  values: { interactive?: boolean; tty?: boolean; json?: boolean },
+  repeat: number,
+): InteractiveMode {
+  const explicit = values.interactive !== undefined || values.tty !== undefined;
+  const local = {
+    stdinIsTty: process.stdin.isTTY === true && repeat === 1 && !values.json,
+    stdoutIsTty: process.stdout.isTTY === true,
+  };
+  const mode = interactiveMode(values, local);
+  const hint = 'Run `codexbox run --help`.';
+  if (explicit && mode.tty && !process.stdin.isTTY)
+    throw new UsageError('-t needs a terminal: the input device is not a TTY', {
+      hint: 'Drop -t (output is then streamed, redacted), or run it from a terminal.',
+    });
+  if (explicit && (mode.stdin || mode.tty) && repeat > 1)
+    throw new UsageError('-i and -t work with a single run, not --repeat', { hint });
+  return mode;
+}
 
 function parseRepeat(text: string | undefined): number {
   if (text === undefined) return 1;
@@ -110,7 +134,7 @@ Options:
                             DIR; what it changed comes back as workspace.patch in the artifacts)
   --apply                   with copy: apply workspace.patch to DIR after a successful run
                             (git apply; a patch that does not apply changes nothing, exit 65)
-  --artifacts DIR           where the run's artifacts go (default: ./codexbox-runs/<run-id>)
+  --artifacts DIR           where the run's artifacts go (default: $XDG_STATE_HOME/codexbox/runs/<run-id>)
   --max-run-time DURATION   the run's budget, also the token-lifetime budget (default: 1h)
   --env NAME                pass the host variable NAME to codex (repeatable; never a credential)
   --network NAME            Docker network for the container (e.g. host; only with the open policy)
@@ -134,7 +158,15 @@ Options:
                             directory (<artifacts>/1 … /N); they share one refresh
   --keep                    keep the per-run volume (debugging)
   --json                    print a JSON summary on stdout after the run
+  -i, --interactive         attach codex's stdin (e.g. \`echo prompt | codexbox run -i -- exec -\`)
+  -t, --tty                 give codex a terminal for its full-screen UI (with -i: \`-it\`)
   -h, --help                show this help
+
+With neither -i nor -t, a run started from a terminal (stdin and stdout both terminals, one run, no
+--json) gets both, like \`docker run -it\`: codex's screen is passed through as drawn (no redaction
+on the terminal; codex.log keeps a redacted copy), keys including Ctrl-C go to codex, the window
+size follows, and the terminal is restored however the run ends. Otherwise output is streamed and
+redacted; to keep that mode from a terminal, redirect stdin (</dev/null) or pipe the output.
 
 By default the container gets the access token only, when it outlives --max-run-time; otherwise
 codexbox refreshes once on the host (under a lock, written back atomically) before staging.
@@ -184,6 +216,7 @@ code (64-78) from README.`,
         : undefined,
       volume: values.volume,
       memoryBytes: parseMemory(values.memory),
+      interactive: parseInteractive(values, repeat),
     };
     const docker = dockerPort();
     const deps = (signal: AbortSignal, quiet: boolean) => ({
@@ -197,6 +230,7 @@ code (64-78) from README.`,
       now: context.now,
       signal,
       refreshClient: refreshClientFromEnv(context.env),
+      terminal: processTerminal(),
     });
     if (repeat === 1) {
       const result = await withInterruptSignal((signal) => runCodex(options, deps(signal, false)));

@@ -83,7 +83,10 @@ export interface DockerPort {
   startContainer(containerId: string): Promise<void>;
   streamLogs(containerId: string, stdout: Writable, stderr: Writable): Promise<void>;
   // Attaches before start; resolves once attached, with a promise for the end of the output.
-  attach(containerId: string, streams: AttachedStreams): Promise<{ ended: Promise<void>; detach: () => void }>;
+  attach(
+    containerId: string,
+    streams: AttachedStreams,
+  ): Promise<{ ended: Promise<void>; detach: () => void }>;
   resizeTerminal(containerId: string, size: TerminalSize): Promise<void>;
   waitContainer(containerId: string): Promise<ContainerExit>;
   stopContainer(containerId: string, graceSeconds: number): Promise<void>;

@@ -240,6 +240,7 @@ export class DockerodeAdapter implements DockerPort {
     });
     const detach = () => {
       streams.stdin?.unpipe(stream);
+      streams.stdin?.pause();
       stream.destroy();
     };
     return { ended, detach };

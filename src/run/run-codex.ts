@@ -1,6 +1,6 @@
 import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Writable } from 'node:stream';
+import { PassThrough, type Writable } from 'node:stream';
 import { extractUntrustedArchive } from '../artifacts/extract-archive.js';
 import { readArchivedFile } from '../artifacts/read-archived-file.js';
 import { defaultRunsRoot, openRunDirectory, type RunDirectory } from '../artifacts/run-directory.js';
@@ -27,6 +27,7 @@ import {
 } from './stage-codex-home.js';
 import { prepareStagedCredential, type StagedCredential } from './staged-credential.js';
 import { type SyncBackOutcome, syncBackRotatedTokens } from './sync-back.js';
+import type { InteractiveMode, LocalTerminal } from './terminal.js';
 import { bringBackWorkspaceChanges, prepareWorkspaceCopy, type WorkspaceCopy } from './workspace-copy.js';
 
 export interface RunCodexOptions {
@@ -57,6 +58,8 @@ export interface RunCodexOptions {
   workspaceMode?: 'mount' | 'copy';
   // With copy: apply the patch to the workspace after a successful run.
   applyPatch?: boolean;
+  // -i / -t: codex's stdin attached, and a terminal for its full-screen UI.
+  interactive?: InteractiveMode;
 }
 
 export interface RunCodexDeps {
@@ -69,6 +72,8 @@ export interface RunCodexDeps {
   now: () => Date;
   signal?: AbortSignal;
   refreshClient?: RefreshClientOptions;
+  // The terminal an interactive run borrows (stdin, raw mode, window size).
+  terminal?: LocalTerminal;
 }
 
 export interface RunCodexResult {
@@ -116,12 +121,15 @@ function securityOf(options: RunCodexOptions): Partial<ContainerSpec> {
   return security;
 }
 
-function runEnv(options: RunCodexOptions, passed: string[]): string[] {
+function runEnv(options: RunCodexOptions, passed: string[], hostEnv: NodeJS.ProcessEnv): string[] {
+  // With a terminal codex draws on it directly; without one its output is redacted in the box.
+  const tty = options.interactive?.tty === true;
   const env = [
     ...passed,
-    'CODEXBOX_STDIO=pipe',
+    `CODEXBOX_STDIO=${tty ? 'inherit' : 'pipe'}`,
     `CODEXBOX_MAX_RUN_TIME=${Math.ceil(options.maxRunMs / 1000)}s`,
   ];
+  if (tty) env.push(`TERM=${hostEnv.TERM || 'xterm-256color'}`);
   if (options.codexSandbox === 'inner') env.push('CODEXBOX_CODEX_SANDBOX=inner');
   return env;
 }
@@ -184,12 +192,14 @@ async function createRunContainer(
     name: `codexbox-run-${run.runId}`,
     image: options.image,
     cmd: ['codex', ...options.codexArgs],
-    env: [...runEnv(options, env), ...egress.env],
+    env: [...runEnv(options, env, deps.env), ...egress.env],
     labels: runLabels(run.runId, 'run'),
     binds,
     networkMode: egress.networkMode,
     memoryBytes: options.memoryBytes,
     stopTimeoutSeconds: stopGraceSeconds,
+    tty: options.interactive?.tty,
+    openStdin: options.interactive?.stdin,
     ...securityOf(options),
   });
   cleanup.defer('remove the run container', () => docker.removeContainer(container));
@@ -197,31 +207,76 @@ async function createRunContainer(
   return container;
 }
 
-// codex.log and the terminal get the same redacted bytes.
-async function openLogStreams(directory: RunDirectory, deps: RunCodexDeps, cleanup: CleanupStack) {
+// codex.log and the terminal get the same redacted bytes; with a TTY the terminal gets codex's
+// screen as drawn (escape sequences a redactor would break) and codex.log a redacted copy.
+async function openLogStreams(
+  directory: RunDirectory,
+  deps: RunCodexDeps,
+  cleanup: CleanupStack,
+  rawTerminal: boolean,
+) {
   const logFile = await directory.createWriteStream('codex.log', 0o600);
   cleanup.defer('close codex.log', () => new Promise((done) => logFile.end(done)));
   const toTerminalAndLog = (terminal: Writable) => {
     const stream = deps.redactor.createStream();
     stream.on('data', (chunk: Buffer) => {
-      terminal.write(chunk);
+      if (!rawTerminal) terminal.write(chunk);
       logFile.write(chunk);
     });
-    return stream;
+    if (!rawTerminal) return stream;
+    const tee = new PassThrough();
+    tee.on('data', (chunk: Buffer) => terminal.write(chunk));
+    tee.pipe(stream);
+    return tee;
   };
   return { stdout: toTerminalAndLog(deps.stdout), stderr: toTerminalAndLog(deps.stderr) };
+}
+
+type LogStreams = Awaited<ReturnType<typeof openLogStreams>>;
+
+// -i / -t: attached before the start so nothing is missed; the terminal goes raw, follows the
+// window size, and is handed back on every path (cleanup runs even when the run fails).
+async function attachSession(
+  container: string,
+  streams: LogStreams,
+  mode: InteractiveMode,
+  deps: RunCodexDeps,
+  cleanup: CleanupStack,
+) {
+  const { docker, terminal } = deps;
+  const attached = await docker.attach(container, {
+    stdin: mode.stdin ? terminal?.input : undefined,
+    stdout: streams.stdout,
+    stderr: streams.stderr,
+    tty: mode.tty,
+  });
+  cleanup.defer('detach from the container', async () => attached.detach());
+  const afterStart = async () => {
+    if (!mode.tty || !terminal) return;
+    const restore = terminal.takeOver();
+    cleanup.defer('restore the terminal', async () => restore());
+    const resize = () => {
+      const size = terminal.size();
+      if (size) docker.resizeTerminal(container, size).catch(() => undefined);
+    };
+    resize();
+    const stopFollowing = terminal.onResize(resize);
+    cleanup.defer('stop following the window size', async () => stopFollowing());
+  };
+  return { ended: attached.ended, afterStart };
 }
 
 // Starts the container, follows its logs to the end, and stops it on Ctrl-C or SIGTERM.
 async function superviseContainer(
   container: string,
   directory: RunDirectory,
-  deps: RunCodexDeps,
-  cleanup: CleanupStack,
+  context: { options: RunCodexOptions; deps: RunCodexDeps; cleanup: CleanupStack },
   onInterrupt: (signal: NodeJS.Signals) => void,
 ) {
+  const { options, deps, cleanup } = context;
   const { docker } = deps;
-  const streams = await openLogStreams(directory, deps, cleanup);
+  const mode = options.interactive;
+  const streams = await openLogStreams(directory, deps, cleanup, mode?.tty === true);
   const onAbort = () => {
     const signal = (deps.signal?.reason as NodeJS.Signals) ?? 'SIGTERM';
     onInterrupt(signal);
@@ -232,8 +287,13 @@ async function superviseContainer(
     throw new UsageError('interrupted before the run started', { hint: 'Run it again.' });
   deps.signal?.addEventListener('abort', onAbort, { once: true });
   cleanup.defer('stop listening for signals', async () => deps.signal?.removeEventListener('abort', onAbort));
+  const session =
+    mode && (mode.stdin || mode.tty)
+      ? await attachSession(container, streams, mode, deps, cleanup)
+      : undefined;
   await docker.startContainer(container);
-  const logsDone = docker.streamLogs(container, streams.stdout, streams.stderr);
+  await session?.afterStart();
+  const logsDone = session ? session.ended : docker.streamLogs(container, streams.stdout, streams.stderr);
   const exit = await docker.waitContainer(container);
   await logsDone.catch((error) =>
     deps.log(`warning: the container log stream broke: ${(error as Error).message}`),
@@ -314,7 +374,7 @@ export async function runCodex(options: RunCodexOptions, deps: RunCodexDeps): Pr
       volume: result.volume,
       workspaceCopy,
     });
-    const exit = await superviseContainer(container, directory, deps, cleanup, (signal) => {
+    const exit = await superviseContainer(container, directory, { options, deps, cleanup }, (signal) => {
       interruptedBy = signal;
     });
     result.exitCode = exit.exitCode;
