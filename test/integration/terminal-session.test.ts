@@ -138,4 +138,45 @@ describe.skipIf(!environment.available || withoutTmux)('codexbox run with a term
     expect(await leftovers(session)).toBe('');
     expect(existsSync(join(artifacts, 'run.json'))).toBe(true);
   });
+
+  it('-i without a terminal: the prompt comes from stdin, the output stays redacted', async () => {
+    const canaries = makeCanaries();
+    const backend = await MockBackend.start({ answer: () => `STDIN-ANSWER ${canaries.apiKey}` });
+    try {
+      const home = await codexHomeWith({ OPENAI_API_KEY: canaries.apiKey }, backend.codexConfig());
+      const run = await execa(
+        'node',
+        [
+          cliPath,
+          'run',
+          '-i',
+          '--image',
+          environment.image,
+          '--codex-home',
+          home,
+          '--network',
+          'host',
+        ].concat([
+          '--artifacts',
+          join(await artifactsDir(), 'run'),
+          '--',
+          'exec',
+          '--skip-git-repo-check',
+          '-',
+        ]),
+        {
+          input: 'PROMPT-FROM-STDIN\n',
+          reject: false,
+          timeout: 120_000,
+          env: { NO_PROXY: '127.0.0.1,localhost' },
+        },
+      );
+      expect(run.exitCode, run.stderr).toBe(0);
+      expect(run.stdout).toContain('STDIN-ANSWER');
+      expect(findLeaks(run.stdout + run.stderr, [canaries.apiKey])).toEqual([]);
+      expect(JSON.stringify(backend.responsesRequests.at(-1)?.body)).toContain('PROMPT-FROM-STDIN');
+    } finally {
+      await backend.close();
+    }
+  });
 });
