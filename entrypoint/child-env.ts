@@ -36,6 +36,7 @@ const credentialNames = new Set([
   'CODEX_API_KEY_FILE',
   'CODEX_ACCESS_TOKEN_FILE',
   'CODEX_AUTH_JSON_FILE',
+  'CODEXBOX_AUTH_KEY',
 ]);
 
 export function buildChildEnv(

@@ -3,6 +3,7 @@ import { locateCredentials } from '../common/credential-sources.js';
 import { parseDuration } from '../common/duration.js';
 import { FileIoError, UsageError } from '../common/errors.js';
 import { refreshClientFromEnv } from '../common/refresh-client.js';
+import { sealCredential, sealKeyFrom } from '../common/sealed-credential.js';
 import { prepareStagedCredential } from '../run/staged-credential.js';
 import type { Command, CommandContext } from './command.js';
 import { parseOptions } from './parse-options.js';
@@ -25,7 +26,7 @@ async function writeSecretFile(path: string, content: string): Promise<void> {
 
 export const authExportCommand: Command = {
   name: 'auth export',
-  usage: `Usage: codexbox auth export --access-only --min-ttl DURATION --output FILE [--codex-home DIR] [--base64]
+  usage: `Usage: codexbox auth export --access-only --min-ttl DURATION --output FILE [--codex-home DIR] [--base64] [--encrypt-env NAME]
 
 Writes auth.json for jobs that must not hold a refresh token: the access and id tokens with
 "refresh_token": "". If the access token would expire within --min-ttl, codexbox refreshes it once
@@ -37,6 +38,9 @@ Options:
   --min-ttl DURATION   the exported access token must last at least this long (e.g. 3h)
   --output FILE        where to write it
   --base64             write base64 of auth.json (for CODEX_AUTH_JSON secrets)
+  --encrypt-env NAME   seal the file (AES-256-GCM, scrypt) with the key in the variable NAME, for
+                       a hand-off through a store others can read (a CI workflow artifact); the
+                       consumer (codexbox run/stage, the image) opens it with CODEXBOX_AUTH_KEY
   --codex-home DIR     the source (default: env, $CODEX_HOME, ~/.codex)`,
   async run(context: CommandContext): Promise<number> {
     const { values } = parseOptions(
@@ -47,6 +51,7 @@ Options:
         output: { type: 'string' },
         base64: { type: 'boolean' },
         'codex-home': { type: 'string' },
+        'encrypt-env': { type: 'string' },
       },
       'auth export',
     );
@@ -59,6 +64,9 @@ Options:
         hint: 'Run `codexbox auth export --help`.',
       });
     }
+    const encryptEnv = values['encrypt-env'];
+    // Checked before any refresh: a bad key must not cost the login a rotation.
+    const sealKey = encryptEnv === undefined ? undefined : sealKeyFrom(context.env, encryptEnv);
     const located = await locateCredentials({
       env: context.env,
       codexHome: values['codex-home'],
@@ -73,9 +81,13 @@ Options:
       refreshClient: refreshClientFromEnv(context.env),
     });
     const json = staged.staged.serialize();
-    await writeSecretFile(values.output, values.base64 ? `${Buffer.from(json).toString('base64')}\n` : json);
+    const content = sealKey ? await sealCredential(json, sealKey) : json;
+    await writeSecretFile(
+      values.output,
+      values.base64 ? `${Buffer.from(content).toString('base64')}\n` : content,
+    );
     context.stderr(
-      `codexbox: wrote a ${staged.staged.mode.kind} credential without a refresh token to ${values.output}${staged.hostRefresh === 'refreshed' ? ' (refreshed first; the rotated pair is back in the source)' : ''}\n`,
+      `codexbox: wrote a ${sealKey ? 'sealed ' : ''}${staged.staged.mode.kind} credential without a refresh token to ${values.output}${staged.hostRefresh === 'refreshed' ? ' (refreshed first; the rotated pair is back in the source)' : ''}\n`,
     );
     return 0;
   },

@@ -6,6 +6,7 @@ import type { CredentialSourceKind } from './auth-metadata.js';
 import { ConflictingSourcesError, CredentialsNotFoundError, InvalidCredentialsError } from './errors.js';
 import { readCredentialFile } from './read-credential-file.js';
 import type { Redactor } from './redactor.js';
+import { isSealed, openSealed, sealKeyFrom } from './sealed-credential.js';
 
 export interface LocateOptions {
   env?: NodeJS.ProcessEnv;
@@ -63,7 +64,7 @@ async function readEnvOrFile(
 
 function decodeAuthJsonSecret(value: string, name: string): string {
   const trimmed = value.trim();
-  if (trimmed.startsWith('{')) return trimmed;
+  if (trimmed.startsWith('{') || isSealed(trimmed)) return trimmed;
   if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(trimmed)) {
     const decoded = Buffer.from(trimmed, 'base64').toString('utf8').trim();
     if (decoded.startsWith('{')) return decoded;
@@ -117,7 +118,8 @@ export async function locateCredentials(options: LocateOptions = {}): Promise<Lo
   const authJson = await readEnvOrFile('CODEX_AUTH_JSON', env, 'ci-secret');
   if (authJson) {
     redactor?.register(authJson.value.trim());
-    const text = decodeAuthJsonSecret(authJson.value, authJson.name);
+    const decoded = decodeAuthJsonSecret(authJson.value, authJson.name);
+    const text = isSealed(decoded) ? await openSealed(decoded, sealKeyFrom(env), authJson.name) : decoded;
     return {
       source: { kind: authJson.kind, name: authJson.name },
       document: AuthDocument.parse(text, { origin: authJson.name, redactor }),

@@ -115,6 +115,12 @@ export class CredentialTooShortError extends CodexboxError {
   readonly exitCode = ExitCode.permissionDenied;
 }
 
+// A sealed credential that does not open with the key given: another key, or a changed file.
+export class SealedCredentialRejectedError extends CodexboxError {
+  readonly code = 'ERR_SEALED_CREDENTIAL_REJECTED';
+  readonly exitCode = ExitCode.permissionDenied;
+}
+
 export class PermissionDeniedError extends CodexboxError {
   readonly code = 'ERR_PERMISSION_DENIED';
   readonly exitCode = ExitCode.permissionDenied;

@@ -1,7 +1,8 @@
 import { UsageError } from '../common/errors.js';
 import type { Redactor } from '../common/redactor.js';
 
-const credentialVariables = /^(OPENAI_API_KEY|CODEX_API_KEY|CODEX_ACCESS_TOKEN|CODEX_AUTH_JSON)(_FILE)?$/;
+const credentialVariables =
+  /^(OPENAI_API_KEY|CODEX_API_KEY|CODEX_ACCESS_TOKEN|CODEX_AUTH_JSON|CODEXBOX_AUTH_KEY)(_FILE)?$/;
 
 // `--env NAME` passes a non-secret variable; credentials never travel in a container's Env.
 export function passThroughEnv(names: string[], env: NodeJS.ProcessEnv, redactor: Redactor): string[] {
