@@ -49,6 +49,11 @@ export const commands: CommandEntry[] = [
     load: async () => (await import('./commands/auth-export.js')).authExportCommand,
   },
   {
+    name: 'broker',
+    summary: 'One login for many machines: serve leases and fresh access tokens to runs anywhere',
+    load: async () => (await import('./commands/broker.js')).brokerCommand,
+  },
+  {
     name: 'doctor',
     summary: 'Preflight: Docker, the image, the credential against the planned run, optional live smoke call',
     load: async () => (await import('./commands/doctor.js')).doctorCommand,

@@ -64,6 +64,11 @@ export class DockerConflictError extends CodexboxError {
   readonly exitCode = ExitCode.temporaryFailure;
 }
 
+export class BrokerUnavailableError extends CodexboxError {
+  readonly code = 'ERR_BROKER_UNAVAILABLE';
+  readonly exitCode = ExitCode.unavailable;
+}
+
 export class ImageBuildError extends CodexboxError {
   readonly code = 'ERR_IMAGE_BUILD';
   readonly exitCode = ExitCode.unavailable;

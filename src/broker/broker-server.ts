@@ -1,0 +1,207 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { RefreshUnavailableError, ReloginRequiredError } from '../common/errors.js';
+import { fingerprint } from '../common/fingerprint.js';
+import { codexOAuthClientId } from '../common/refresh-client.js';
+import type { AuditLog } from './audit-log.js';
+import type { BrokerFiles } from './broker-files.js';
+import type { LeaseStore } from './lease-store.js';
+import { RateLimit } from './rate-limit.js';
+import type { TokenSource } from './token-source.js';
+
+export interface BrokerServerOptions {
+  files: BrokerFiles;
+  leases: LeaseStore;
+  source: TokenSource;
+  audit: AuditLog;
+  maxLeaseTtlMs: number;
+}
+
+const maxBodyBytes = 16 * 1024;
+const refusalCodes = {
+  unknown: 'refresh_token_invalidated',
+  revoked: 'refresh_token_invalidated',
+  expired: 'refresh_token_expired',
+};
+
+function send(response: ServerResponse, status: number, body: unknown): void {
+  response
+    .writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+    .end(JSON.stringify(body));
+}
+
+async function readJson(request: IncomingMessage): Promise<Record<string, unknown> | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request) {
+    size += (chunk as Buffer).length;
+    if (size > maxBodyBytes) return undefined;
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return body && typeof body === 'object' ? body : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// One login, many runs: the broker holds the refresh token (through the CODEX_HOME it serves) and
+// answers codex's own refresh request for any run holding a valid lease, with fresh access and id
+// tokens and `refresh_token: ""`. Admin routes issue and revoke leases.
+export class BrokerServer {
+  readonly #options: BrokerServerOptions;
+  readonly #server: Server;
+  readonly #rate = new RateLimit(30, 60_000);
+  readonly counters = { tokenRequests: 0, refused: 0, leasesIssued: 0 };
+
+  private constructor(options: BrokerServerOptions) {
+    this.#options = options;
+    this.#server = createServer({ key: options.files.key, cert: options.files.cert }, (request, response) => {
+      this.#route(request, response).catch(() => send(response, 500, { error: 'server_error' }));
+    });
+  }
+
+  static async start(
+    options: BrokerServerOptions,
+    listen: { host: string; port: number },
+  ): Promise<BrokerServer> {
+    const broker = new BrokerServer(options);
+    await new Promise<void>((resolve, reject) => {
+      broker.#server.once('error', reject);
+      broker.#server.listen(listen.port, listen.host, resolve);
+    });
+    return broker;
+  }
+
+  get port(): number {
+    return (this.#server.address() as AddressInfo).port;
+  }
+
+  async close(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  async #route(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const path = (request.url ?? '/').split('?')[0]!;
+    if (request.method === 'GET' && path === '/healthz') return send(response, 200, { status: 'ok' });
+    if (request.method === 'GET' && path === '/metrics') return this.#metrics(response);
+    if (request.method === 'POST' && path === '/oauth/token') return this.#token(request, response);
+    if (path === '/v1/leases' || path.startsWith('/v1/leases/')) {
+      if (!this.#isAdmin(request)) return send(response, 401, { error: 'unauthorized' });
+      if (request.method === 'POST' && path === '/v1/leases') return this.#issue(request, response);
+      if (request.method === 'GET' && path === '/v1/leases') return send(response, 200, this.#leaseList());
+      if (request.method === 'DELETE') return this.#revoke(path.slice('/v1/leases/'.length), response);
+    }
+    send(response, 404, { error: 'not_found' });
+  }
+
+  #isAdmin(request: IncomingMessage): boolean {
+    const given = Buffer.from((request.headers.authorization ?? '').replace(/^Bearer /, ''));
+    const expected = Buffer.from(this.#options.files.adminToken);
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  }
+
+  #leaseList() {
+    return this.#options.leases.list().map(({ digest: _digest, ...lease }) => lease);
+  }
+
+  async #issue(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const body = await readJson(request);
+    const runId = typeof body?.runId === 'string' ? body.runId : '';
+    const ttlSeconds = typeof body?.ttlSeconds === 'number' ? body.ttlSeconds : 0;
+    if (!/^[\w.-]{1,128}$/.test(runId) || ttlSeconds <= 0 || ttlSeconds * 1000 > this.#options.maxLeaseTtlMs)
+      return send(response, 400, {
+        error: 'invalid_request',
+        message: 'runId and ttlSeconds (within the maximum) are required',
+      });
+    const { lease, token } = await this.#options.leases.issue(runId, ttlSeconds * 1000);
+    this.counters.leasesIssued++;
+    await this.#options.audit.record({ event: 'lease-issued', lease: lease.id, runId });
+    send(response, 201, {
+      id: lease.id,
+      lease: token,
+      runId,
+      expiresAt: new Date(lease.expiresAt).toISOString(),
+    });
+  }
+
+  async #revoke(id: string, response: ServerResponse): Promise<void> {
+    const lease = await this.#options.leases.revoke(id);
+    if (!lease) return send(response, 404, { error: 'not_found' });
+    await this.#options.audit.record({ event: 'lease-revoked', lease: lease.id, runId: lease.runId });
+    send(response, 200, { id: lease.id, revoked: true });
+  }
+
+  async #token(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    this.counters.tokenRequests++;
+    const body = await readJson(request);
+    if (
+      body?.grant_type !== 'refresh_token' ||
+      body.client_id !== codexOAuthClientId ||
+      typeof body.refresh_token !== 'string'
+    )
+      return send(response, 400, { error: 'invalid_request' });
+    const check = this.#options.leases.check(body.refresh_token);
+    if (!check.valid || !this.#rate.allow(check.lease.id)) {
+      this.counters.refused++;
+      const reason = check.valid ? 'rate-limited' : check.reason;
+      await this.#options.audit.record({
+        event: 'lease-refused',
+        lease: check.valid ? check.lease.id : undefined,
+        outcome: reason,
+      });
+      if (check.valid) return send(response, 429, { error: 'rate_limited' });
+      return send(response, 401, {
+        error: { code: refusalCodes[check.reason], message: `the lease is ${check.reason}` },
+      });
+    }
+    await this.#answerWithTokens(check.lease, response);
+  }
+
+  async #answerWithTokens(lease: { id: string; runId: string }, response: ServerResponse): Promise<void> {
+    try {
+      const document = await this.#options.source.fresh();
+      if (document.mode.kind !== 'chatgpt') return send(response, 500, { error: 'server_error' });
+      const { accessToken, idToken } = document.mode.tokens;
+      await this.#options.audit.record({
+        event: 'lease-used',
+        lease: lease.id,
+        runId: lease.runId,
+        access: fingerprint(accessToken, 'access'),
+      });
+      send(response, 200, {
+        access_token: accessToken.reveal(),
+        id_token: idToken.reveal(),
+        refresh_token: '',
+      });
+    } catch (error) {
+      await this.#options.audit.record({ event: 'refresh', lease: lease.id, outcome: (error as Error).name });
+      if (error instanceof ReloginRequiredError)
+        return send(response, 401, {
+          error: { code: error.oauthCode ?? 'invalid_grant', message: 'log in again' },
+        });
+      if (error instanceof RefreshUnavailableError)
+        return send(response, 503, { error: 'temporarily_unavailable' });
+      throw error;
+    }
+  }
+
+  #metrics(response: ServerResponse): void {
+    const now = Date.now();
+    const active = this.#options.leases
+      .list()
+      .filter((lease) => lease.revokedAt === undefined && lease.expiresAt > now).length;
+    const lines = [
+      `codexbox_broker_leases_active ${active}`,
+      `codexbox_broker_leases_issued_total ${this.counters.leasesIssued}`,
+      `codexbox_broker_token_requests_total ${this.counters.tokenRequests}`,
+      `codexbox_broker_token_refusals_total ${this.counters.refused}`,
+      `codexbox_broker_upstream_refreshes_total ${this.#options.source.upstreamRefreshes}`,
+    ];
+    response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(`${lines.join('\n')}\n`);
+  }
+}
