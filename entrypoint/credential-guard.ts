@@ -1,9 +1,11 @@
+import type { LeaseFile } from '../src/broker/broker-client.js';
 import { AuthDocument } from '../src/common/auth-document.js';
 import { type KeyedProvider, keyedProviders, openaiBaseUrl } from '../src/common/model-providers.js';
 import type { Redactor } from '../src/common/redactor.js';
 import { refreshClientFromEnv } from '../src/common/refresh-client.js';
 import { Secret } from '../src/common/secret.js';
 import type { ProxyRoute } from './api-key-proxy.js';
+import { leaseRefreshClient } from './lease.js';
 import type { Log } from './log.js';
 import type { RunUser } from './run-user.js';
 
@@ -23,6 +25,8 @@ export interface CredentialGuard {
 
 export interface GuardOptions {
   current: AuthDocument;
+  // A broker lease: the entrypoint's broker forwards codex's refreshes there.
+  lease?: LeaseFile;
   // config.toml and the profile files, sanitized: which providers would receive a key.
   configFiles: Record<string, string>;
   activeProvider?: string;
@@ -64,14 +68,25 @@ const unguarded = (current: AuthDocument): CredentialGuard => ({
   finish: async () => current,
 });
 
+// What the entrypoint's broker holds and where it refreshes: the staged refresh token upstream,
+// or the run's lease at a codexbox broker (which answers with `refresh_token: ""`).
+async function brokerSecret(options: GuardOptions, env: NodeJS.ProcessEnv) {
+  const { current, lease } = options;
+  if (lease) return { secret: new Secret(lease.lease), upstream: leaseRefreshClient(lease) };
+  if (current.mode.kind !== 'chatgpt' || current.mode.tokens.refreshToken.isEmpty) return undefined;
+  return { secret: current.mode.tokens.refreshToken, upstream: refreshClientFromEnv(env) };
+}
+
 async function guardRefreshToken(options: GuardOptions): Promise<CredentialGuard> {
   const { current } = options;
   const env = options.env ?? process.env;
-  if (current.mode.kind !== 'chatgpt' || current.mode.tokens.refreshToken.isEmpty) return unguarded(current);
+  const held = current.mode.kind === 'chatgpt' ? await brokerSecret(options, env) : undefined;
+  if (!held) return unguarded(current);
   const { RefreshBroker } = await import('./refresh-broker.js');
   const broker = await RefreshBroker.start({
-    refreshToken: current.mode.tokens.refreshToken,
-    upstream: refreshClientFromEnv(env),
+    refreshToken: held.secret,
+    handsBackRefreshToken: !options.lease,
+    upstream: held.upstream,
     redactor: options.redactor,
     log: options.log,
     allowedUid: options.user.uid,

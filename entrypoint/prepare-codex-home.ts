@@ -1,3 +1,4 @@
+import type { LeaseFile } from '../src/broker/broker-client.js';
 import type { AuthDocument } from '../src/common/auth-document.js';
 import type { AuthMetadata, RefreshResultClass } from '../src/common/auth-metadata.js';
 import { formatDuration } from '../src/common/duration.js';
@@ -11,11 +12,14 @@ import { type RefreshUnderLockOptions, refreshUnderLock } from '../src/common/re
 import { assessTokenHealth, canRefresh } from '../src/common/token-expiry.js';
 import { type CodexConfig, prepareCodexConfig } from './codex-config.js';
 import { importCredentials } from './import-credentials.js';
+import { credentialFromBroker, loadLease } from './lease.js';
 import type { Log } from './log.js';
 import type { Vault } from './vault.js';
 
 export interface PreparedCodexHome {
   vault: Vault;
+  // A broker lease: codex's refreshes go to the broker through the entrypoint.
+  lease?: LeaseFile;
   before: AuthDocument;
   current: AuthDocument;
   source: AuthMetadata['source'];
@@ -84,14 +88,31 @@ async function refreshIfDue(
   }
 }
 
-// The vault's credential, or on a vault's first use the imported one, written into it.
+// The vault's credential, or on a vault's first use the imported one (from a broker when the run
+// holds a lease), written into it. A lease whose tokens run short fetches fresh ones at once.
 async function loadCredential(options: PrepareOptions) {
+  const lease = options.guarded ? await loadLease(options) : undefined;
   const stored = await options.vault.readCredential(options.redactor);
-  if (stored)
-    return { document: stored, source: { kind: 'staged-volume' as const, name: options.vault.authPath } };
+  const expiring =
+    stored && assessTokenHealth(stored.mode, options.now(), options.refreshMarginMs).status !== 'healthy';
+  if (stored && !(lease && expiring))
+    return {
+      document: stored,
+      source: { kind: 'staged-volume' as const, name: options.vault.authPath },
+      lease,
+    };
+  if (lease) {
+    const document = await credentialFromBroker(lease, options.redactor, options.now());
+    await options.vault.writeCredential(document);
+    return {
+      document,
+      source: { kind: 'env-file' as const, name: `codexbox broker lease for ${lease.runId}` },
+      lease,
+    };
+  }
   const imported = await importCredentials({ ...options, now: options.now() });
   await options.vault.writeCredential(imported.document);
-  return imported;
+  return { ...imported, lease: undefined };
 }
 
 function assertRefreshTokenAccepted(document: AuthDocument, options: PrepareOptions): void {
@@ -105,7 +126,7 @@ function assertRefreshTokenAccepted(document: AuthDocument, options: PrepareOpti
 }
 
 export async function prepareCodexHome(options: PrepareOptions): Promise<PreparedCodexHome> {
-  const { document: before, source } = await loadCredential(options);
+  const { document: before, source, lease } = await loadCredential(options);
   assertRefreshTokenAccepted(before, options);
   const config = await prepareCodexConfig({
     codexHome: options.codexHome,
@@ -117,6 +138,7 @@ export async function prepareCodexHome(options: PrepareOptions): Promise<Prepare
   const { current, result } = await refreshIfDue(options.vault.authPath, before, options);
   return {
     vault: options.vault,
+    lease,
     before,
     current,
     source,

@@ -15,6 +15,8 @@ import { isAllowedPeer } from './peer-uid.js';
 
 export interface BrokerOptions {
   refreshToken: Secret;
+  // false for a lease: what the vault keeps never includes it as a refresh token.
+  handsBackRefreshToken?: boolean;
   upstream: RefreshClientOptions;
   redactor: Redactor;
   log: Log;
@@ -129,8 +131,13 @@ export class RefreshBroker {
       redactor: this.#options.redactor,
     });
     if (result.refreshToken) this.#refreshToken = result.refreshToken;
+    const keep = this.#options.handsBackRefreshToken !== false;
     this.#latest = {
-      tokens: { idToken: result.idToken, accessToken: result.accessToken, refreshToken: this.#refreshToken },
+      tokens: {
+        idToken: result.idToken,
+        accessToken: result.accessToken,
+        refreshToken: keep ? this.#refreshToken : undefined,
+      },
       at: new Date(),
     };
     this.refreshes++;

@@ -139,6 +139,7 @@ async function startGuard(state: RunState, redactor: Redactor, log: Log): Promis
   if (!prepared || !state.isRoot) return;
   state.guard = await guardCredential({
     current: prepared.current,
+    lease: prepared.lease,
     configFiles: prepared.config.files,
     activeProvider: prepared.config.modelProvider,
     passEnv: config.passEnv,

@@ -17,6 +17,8 @@ export class Vault {
   readonly providersPath: string;
   // A digest of the caller's auth.json last adopted (see adopt-caller-home.ts).
   readonly adoptedPath: string;
+  // A broker lease (see lease.ts).
+  readonly leasePath: string;
 
   // Only without root, where the vault is the caller's own CODEX_HOME: links there are theirs.
   readonly #followSymlinks: boolean;
@@ -27,6 +29,7 @@ export class Vault {
     this.authPath = join(dir, 'auth.json');
     this.providersPath = join(dir, 'providers.json');
     this.adoptedPath = join(dir, 'adopted-auth.sha256');
+    this.leasePath = join(dir, 'lease.json');
   }
 
   // Refuses a vault that is not a root-owned directory: the long-lived secret would be readable.
@@ -59,6 +62,14 @@ export class Vault {
 
   async writeProviders(record: string): Promise<void> {
     await writeFileAtomic(this.providersPath, record, { mode: 0o600 });
+  }
+
+  readLease(): Promise<string | undefined> {
+    return readOptionalFile(this.leasePath, { followSymlinks: false });
+  }
+
+  async writeLease(text: string): Promise<void> {
+    await writeFileAtomic(this.leasePath, text, { mode: 0o600 });
   }
 
   readAdopted(): Promise<string | undefined> {

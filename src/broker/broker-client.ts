@@ -6,12 +6,19 @@ export interface BrokerResponse {
   body: unknown;
 }
 
-// A call to a broker over TLS, trusting only the broker's own CA (pinned: no system roots).
-export function callBroker(
+interface PinnedRequest {
+  method: string;
+  ca: string;
+  headers?: Record<string, string>;
+  body?: string;
+  timeoutMs?: number;
+}
+
+// One HTTPS request trusting only the broker's own CA (pinned: no system roots).
+export function requestPinned(
   url: string,
-  options: { method: string; ca: string; token?: string; body?: unknown; timeoutMs?: number },
-): Promise<BrokerResponse> {
-  const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
+  options: PinnedRequest,
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const call = request(
       url,
@@ -19,34 +26,63 @@ export function callBroker(
         method: options.method,
         ca: options.ca,
         timeout: options.timeoutMs ?? 15_000,
-        headers: {
-          ...(payload ? { 'content-type': 'application/json' } : {}),
-          ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-        },
+        headers: options.headers,
       },
       (response) => {
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let body: unknown = text;
-          try {
-            body = JSON.parse(text);
-          } catch {}
-          resolve({ status: response.statusCode ?? 0, body });
-        });
+        response.on('end', () =>
+          resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+        );
       },
     );
     call.on('timeout', () => call.destroy(new Error('timed out')));
-    call.on('error', (error) =>
-      reject(
-        new BrokerUnavailableError(`the broker at ${new URL(url).origin} did not answer (${error.message})`, {
-          hint: 'Check that `codexbox broker serve` runs there and that its certificate names this address (broker init --host).',
-        }),
-      ),
-    );
-    call.end(payload);
+    call.on('error', reject);
+    call.end(options.body);
   });
+}
+
+// fetch, as the refresh client calls it, over requestPinned: codex's refreshes to the broker.
+export function pinnedFetch(ca: string): typeof fetch {
+  return (async (url: string, init: RequestInit) => {
+    const answer = await requestPinned(url, {
+      method: init.method ?? 'GET',
+      ca,
+      headers: init.headers as Record<string, string>,
+      body: init.body as string | undefined,
+    });
+    return new Response(answer.text, {
+      status: answer.status,
+      headers: { 'content-type': 'application/json' },
+    });
+  }) as unknown as typeof fetch;
+}
+
+// An admin call to the broker (issue, list, revoke leases).
+export async function callBroker(
+  url: string,
+  options: { method: string; ca: string; token?: string; body?: unknown; timeoutMs?: number },
+): Promise<BrokerResponse> {
+  const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
+  const headers: Record<string, string> = {
+    ...(payload ? { 'content-type': 'application/json' } : {}),
+    ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+  };
+  try {
+    const answer = await requestPinned(url, { ...options, headers, body: payload });
+    let body: unknown = answer.text;
+    try {
+      body = JSON.parse(answer.text);
+    } catch {}
+    return { status: answer.status, body };
+  } catch (error) {
+    throw new BrokerUnavailableError(
+      `the broker at ${new URL(url).origin} did not answer (${(error as Error).message})`,
+      {
+        hint: 'Check that `codexbox broker serve` runs there and that its certificate names this address (broker init --host).',
+      },
+    );
+  }
 }
 
 // What a run needs to use the broker: where it is, its CA, and the run's lease. Stored 0600.

@@ -1,0 +1,88 @@
+import { join } from 'node:path';
+import { type LeaseFile, parseLeaseFile, pinnedFetch } from '../src/broker/broker-client.js';
+import { AuthDocument } from '../src/common/auth-document.js';
+import { InvalidConfigError, ReloginRequiredError, UnsafeFileError } from '../src/common/errors.js';
+import type { Redactor } from '../src/common/redactor.js';
+import { type RefreshClientOptions, refreshTokens } from '../src/common/refresh-client.js';
+import { withRegularFile } from '../src/common/regular-file.js';
+import { Secret } from '../src/common/secret.js';
+import type { Vault } from './vault.js';
+
+// A run that gets its tokens from a codexbox broker holds a lease, never a refresh token: the
+// lease file (CODEXBOX_LEASE_FILE, or the secret /run/secrets/codexbox_lease) goes into the
+// root-only vault on the first start; codex's refreshes reach the broker through the entrypoint.
+export function leaseFileFrom(env: NodeJS.ProcessEnv, secretsDir: string): string {
+  return env.CODEXBOX_LEASE_FILE || join(secretsDir, 'codexbox_lease');
+}
+
+// Root reads the lease only if no one else could: a secret mounted 0444 (Docker's default) would
+// hand the lease to the agent, and with it fresh access tokens for as long as the lease lives.
+async function readLeaseText(path: string): Promise<string | undefined> {
+  try {
+    return await withRegularFile(path, async (handle, stats) => {
+      if ((stats.mode & 0o077) !== 0 && stats.uid === 0) {
+        throw new UnsafeFileError(`${path} can be read by users other than root`, {
+          hint: 'Mount the lease readable by root alone (Docker/Swarm secret: mode=0400; chmod 600 a file).',
+        });
+      }
+      return handle.readFile('utf8');
+    });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+export async function loadLease(options: {
+  vault: Vault;
+  env: NodeJS.ProcessEnv;
+  secretsDir: string;
+  redactor: Redactor;
+}): Promise<LeaseFile | undefined> {
+  const stored = await options.vault.readLease();
+  const text = stored ?? (await readLeaseText(leaseFileFrom(options.env, options.secretsDir)));
+  if (text === undefined) return undefined;
+  const lease = parseLeaseFile(text, stored ? options.vault.leasePath : 'the lease file');
+  options.redactor.register(new Secret(lease.lease));
+  if (!stored) await options.vault.writeLease(text);
+  return lease;
+}
+
+// Trusts the broker's CA alone for the broker's address.
+export function leaseRefreshClient(lease: LeaseFile): RefreshClientOptions {
+  return { url: lease.url, fetch: pinnedFetch(lease.ca), attempts: 3 };
+}
+
+// The run's first credential: fresh access and id tokens from the broker, no refresh token.
+export async function credentialFromBroker(
+  lease: LeaseFile,
+  redactor: Redactor,
+  now: Date,
+): Promise<AuthDocument> {
+  const client = leaseRefreshClient(lease);
+  const tokens = await refreshTokens(new Secret(lease.lease), { ...client, redactor }).catch((error) => {
+    if (!(error instanceof ReloginRequiredError)) throw error;
+    const refused = new ReloginRequiredError(
+      `the broker refused this run's lease (${error.oauthCode ?? 'rejected'})`,
+      {
+        hint: 'The lease was revoked or has expired: issue a new one (codexbox broker lease …), or check the broker’s login.',
+      },
+    );
+    refused.oauthCode = error.oauthCode;
+    throw refused;
+  });
+  if (!tokens.idToken)
+    throw new InvalidConfigError('the broker answered without an id token', {
+      hint: 'Serve a ChatGPT login from the broker (codexbox broker serve --codex-home DIR).',
+    });
+  const document = JSON.stringify({
+    OPENAI_API_KEY: null,
+    tokens: {
+      id_token: tokens.idToken.reveal(),
+      access_token: tokens.accessToken.reveal(),
+      refresh_token: '',
+    },
+    last_refresh: now.toISOString(),
+  });
+  return AuthDocument.parse(document, { origin: 'the broker', redactor }).normalizedForStaging(now);
+}
