@@ -35,6 +35,7 @@ export const runOptions = {
   memory: { type: 'string' },
   repeat: { type: 'string' },
   json: { type: 'boolean' },
+  lease: { type: 'string' },
   interactive: { type: 'boolean', short: 'i' },
   tty: { type: 'boolean', short: 't' },
 } as const;
@@ -153,6 +154,9 @@ Options:
   --no-harden               keep Docker's default capabilities and allow new privileges (by default
                             all capabilities but the entrypoint's six are dropped)
   --stage-refresh-token     stage the refresh token too (long runs); a rotated token is synced back
+  --lease FILE              take tokens from a codexbox broker with this lease (codexbox broker
+                            lease) instead of a local credential; config still comes from
+                            --codex-home or CODEX_HOME when there is one
   --volume NAME             run in a volume made by \`codexbox stage\` (not removed afterwards)
   --repeat N                run N copies at once (1-64), each with its own volume and artifacts
                             directory (<artifacts>/1 … /N); they share one refresh
@@ -191,6 +195,13 @@ code (64-78) from README.`,
       });
     }
     const workspaceMode = parseWorkspaceMode(values, repeat);
+    if (values.lease && (values.volume || values['stage-refresh-token']))
+      throw new UsageError(
+        "--lease is the run's credential: it cannot go with --volume or --stage-refresh-token",
+        {
+          hint: 'Drop one of them.',
+        },
+      );
     const networkPolicy = parseNetworkPolicy(values['network-policy']);
     checkNetworkOptions(networkPolicy, values.network, values['egress-network']);
     const options: RunCodexOptions = {
@@ -217,6 +228,7 @@ code (64-78) from README.`,
       volume: values.volume,
       memoryBytes: parseMemory(values.memory),
       interactive: parseInteractive(values, repeat),
+      leaseFile: values.lease,
     };
     const docker = dockerPort();
     const deps = (signal: AbortSignal, quiet: boolean) => ({

@@ -9,7 +9,7 @@ import {
   type NetworkPolicy,
   uniqueRules,
 } from '../network/egress-policy.js';
-import { type AuthKind, modelHosts } from '../network/model-hosts.js';
+import { type AuthKind, modelHosts, ruleForUrl } from '../network/model-hosts.js';
 
 export const egressProxyPort = 3128;
 const proxyUser = '65534:65534';
@@ -64,6 +64,10 @@ export function egressFor(
   const configs = (staged?.files ?? []).filter((file) => file.name.endsWith('config.toml'));
   const hosts = configs.length === 0 ? modelHosts(undefined, authKind) : [];
   for (const file of configs) hosts.push(...modelHosts(file.content, authKind));
+  // A run on a broker lease refreshes at the broker.
+  const lease = staged?.files.find((file) => file.name === 'lease.json');
+  const brokerRule = lease ? ruleForUrl((JSON.parse(lease.content) as { url?: string }).url) : undefined;
+  if (brokerRule) hosts.push(brokerRule);
   return {
     runId,
     policy: options.networkPolicy ?? { kind: 'open' },

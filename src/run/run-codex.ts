@@ -14,6 +14,7 @@ import type { ContainerSpec, DockerPort } from '../docker/docker-port.js';
 import { runLabels } from '../docker/labels.js';
 import type { NetworkPolicy } from '../network/egress-policy.js';
 import { CleanupStack } from './cleanup-stack.js';
+import type { StagedFile } from './codex-home-archive.js';
 import { egressFor, prepareEgress } from './egress.js';
 import { passThroughEnv } from './pass-through-env.js';
 import { writeRunRecord } from './run-record.js';
@@ -26,6 +27,7 @@ import {
   stagedBinds,
 } from './stage-codex-home.js';
 import { prepareStagedCredential, type StagedCredential } from './staged-credential.js';
+import { prepareStagedLease } from './staged-lease.js';
 import { type SyncBackOutcome, syncBackRotatedTokens } from './sync-back.js';
 import type { InteractiveMode, LocalTerminal } from './terminal.js';
 import { bringBackWorkspaceChanges, prepareWorkspaceCopy, type WorkspaceCopy } from './workspace-copy.js';
@@ -60,6 +62,8 @@ export interface RunCodexOptions {
   applyPatch?: boolean;
   // -i / -t: codex's stdin attached, and a terminal for its full-screen UI.
   interactive?: InteractiveMode;
+  // A codexbox broker lease instead of a credential (codexbox broker lease).
+  leaseFile?: string;
 }
 
 export interface RunCodexDeps {
@@ -137,6 +141,31 @@ function runEnv(options: RunCodexOptions, passed: string[], hostEnv: NodeJS.Proc
 interface StagedRun {
   located?: LocatedCredentials;
   staged?: StagedCredential;
+  // What a run on a broker lease stages instead: the lease (into the vault) and config files.
+  leaseFiles?: StagedFile[];
+}
+
+// The files that go into the container, and what its egress policy is decided from.
+function stagedForContainer(run: StagedRun) {
+  if (run.staged) return run.staged;
+  if (!run.leaseFiles) return undefined;
+  return { files: run.leaseFiles, staged: { mode: { kind: 'chatgpt' as const } } };
+}
+
+async function stageLease(
+  options: RunCodexOptions & { leaseFile: string },
+  deps: RunCodexDeps,
+  cleanup: CleanupStack,
+  result: RunCodexResult,
+): Promise<StagedRun> {
+  const staged = await prepareStagedLease({ ...options, env: deps.env, redactor: deps.redactor });
+  for (const warning of staged.warnings) deps.log(`warning: ${warning}`);
+  if (staged.dropped.length > 0)
+    deps.log(`config.toml: dropped ${staged.dropped.map((d) => d.key).join(', ')}`);
+  result.volume = await createCodexHomeVolume(deps.docker, result.runId);
+  const volume = result.volume;
+  if (!options.keep) cleanup.defer(`remove volume ${volume}`, () => deps.docker.removeVolume(volume));
+  return { leaseFiles: staged.files };
 }
 
 // Decides what the container gets and makes its CODEX_HOME volume (or takes a staged one).
@@ -151,6 +180,8 @@ async function stageRun(
     result.volume = options.volume;
     return {};
   }
+  if (options.leaseFile)
+    return stageLease({ ...options, leaseFile: options.leaseFile }, deps, cleanup, result);
   const located = await locateCredentials({ env: deps.env, codexHome: options.codexHome, redactor });
   for (const warning of located.warnings) deps.log(`warning: ${warning}`);
   const staged = await prepareStagedCredential({
@@ -182,7 +213,8 @@ async function createRunContainer(
 ): Promise<string> {
   const { docker } = deps;
   const env = passThroughEnv(options.passEnv, deps.env, deps.redactor);
-  const egress = await prepareEgress(docker, egressFor(options, run.runId, run.staged, deps.log));
+  const staged = stagedForContainer(run);
+  const egress = await prepareEgress(docker, egressFor(options, run.runId, staged, deps.log));
   cleanup.defer('remove the egress proxy and its network', () => egress.cleanup());
   // A fresh run's vault is the image's anonymous volume, removed with the container.
   const binds = options.volume ? stagedBinds(run.volume) : [`${run.volume}:${imageCodexHome}`];
@@ -203,7 +235,7 @@ async function createRunContainer(
     ...securityOf(options),
   });
   cleanup.defer('remove the run container', () => docker.removeContainer(container));
-  if (run.staged) await fillCodexHome(docker, container, run.staged.files);
+  if (staged) await fillCodexHome(docker, container, staged.files);
   return container;
 }
 

@@ -73,8 +73,9 @@ export async function fillCodexHome(
   files: StagedFile[],
   owner: ArchiveOwner = imageCodexOwner,
 ): Promise<void> {
-  const credential = files.filter((file) => file.name === 'auth.json');
-  const config = files.filter((file) => file.name !== 'auth.json');
+  const secret = (file: StagedFile) => file.name === 'auth.json' || file.name === 'lease.json';
+  const credential = files.filter(secret);
+  const config = files.filter((file) => !secret(file));
   await docker.putArchive(containerId, imageCodexHome, await buildCodexHomeArchive(config, owner));
   if (credential.length > 0)
     await docker.putArchive(containerId, imageVault, await buildCodexHomeArchive(credential, rootOwner));

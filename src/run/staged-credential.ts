@@ -45,7 +45,10 @@ function lastsThrough(document: AuthDocument, now: Date, runMs: number, marginMs
   return status === 'healthy' || status === 'no-expiry';
 }
 
-async function configFiles(codexHome: string): Promise<{ files: StagedFile[]; dropped: DroppedKey[] }> {
+// config.toml and its profile files from a CODEX_HOME, sanitized for a container.
+export async function configFiles(
+  codexHome: string,
+): Promise<{ files: StagedFile[]; dropped: DroppedKey[] }> {
   const config = await readSanitizedConfig(codexHome);
   if (!config) return { files: [], dropped: [] };
   const files = [{ name: 'config.toml', content: config.config }];

@@ -192,4 +192,33 @@ describe.skipIf(!environment.available)('a codexbox broker for runs on other hos
       `[broker] revoked lease: ${refused.run.stderr.split('\n').find((line) => /ERR_/.test(line))}\n`,
     );
   });
+
+  it('codexbox run --lease: a run on this machine with a lease and no credential of its own', async () => {
+    const lease = await leaseFor('fleet-cli', '127.0.0.1');
+    const home = await artifactsDir();
+    await writeFile(join(home, 'config.toml'), backend.codexConfig('127.0.0.1'));
+    const run = await codexbox(
+      [
+        'run',
+        '--image',
+        environment.image,
+        '--network',
+        'host',
+        '--lease',
+        lease,
+        '--codex-home',
+        home,
+      ].concat([
+        '--artifacts',
+        join(await artifactsDir(), 'run'),
+        '--',
+        'exec',
+        '--skip-git-repo-check',
+        'hi',
+      ]),
+    );
+    expect(run.exitCode, output(run)).toBe(0);
+    expect(run.stdout).toMatch(/FLEET-\d/);
+    expect(findLeaks(output(run), [canaries.refreshToken])).toEqual([]);
+  });
 });
