@@ -45,7 +45,9 @@ RUN npm install -g --no-audit --no-fund --loglevel=error "@openai/codex@${CODEX_
  && ln -s "$native" /usr/local/lib/codexbox/bin/codex \
  && rm /usr/local/bin/codex
 
-# The official node images own uid/gid 1000 as `node`; codex takes that slot.
+# The official node images own uid/gid 1000 as `node`; codex takes that slot. No setuid or setgid
+# programs stay (su, passwd, mount…): an agent in a container started without no-new-privileges
+# (a Harbor exec, a plain docker run) has nothing to climb with.
 RUN existing_user="$(getent passwd "${CODEX_UID}" | cut -d: -f1)"; \
     if [ -n "$existing_user" ]; then userdel -r "$existing_user" 2>/dev/null || userdel "$existing_user"; fi; \
     existing_group="$(getent group "${CODEX_GID}" | cut -d: -f1)"; \
@@ -54,7 +56,8 @@ RUN existing_user="$(getent passwd "${CODEX_UID}" | cut -d: -f1)"; \
  && useradd --uid "${CODEX_UID}" --gid codex --create-home --home-dir /home/codex --shell /bin/bash codex \
  && install -d -o codex -g codex -m 0700 /codex-home \
  && install -d -o codex -g codex -m 0755 /artifacts /workspace \
- && install -d -o root -g root -m 0700 /var/lib/codexbox/vault
+ && install -d -o root -g root -m 0700 /var/lib/codexbox/vault \
+ && { find / -xdev -type f -perm /6000 -exec chmod a-s {} + 2>/dev/null || true; }
 
 COPY --from=build /build/dist/image/ /usr/local/lib/codexbox/
 COPY image/bin/ /usr/local/bin/

@@ -170,6 +170,7 @@ describe.skipIf(!environment.available)("Harbor's own codex agent on a task imag
     });
     const container = await startTrialContainer();
     const victimBefore = await containerText(container, 'sha256sum /usr/local/bin/codexbox-exec');
+    expect(await containerText(container, 'find / -xdev -type f -perm /6000')).toBe('');
     const trial: HarborTrial = {
       container,
       instruction: 'look around',
