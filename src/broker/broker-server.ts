@@ -8,11 +8,14 @@ import { codexOAuthClientId } from '../common/refresh-client.js';
 import type { AuditLog } from './audit-log.js';
 import type { BrokerFiles } from './broker-files.js';
 import type { LeaseStore } from './lease-store.js';
+import { type OidcClaims, OidcRefusal, type OidcVerifier } from './oidc.js';
 import { RateLimit } from './rate-limit.js';
 import type { TokenSource } from './token-source.js';
 
 export interface BrokerServerOptions {
   files: BrokerFiles;
+  // CI jobs that present an OIDC token get a lease without the admin token (see oidc.ts).
+  oidc?: OidcVerifier;
   leases: LeaseStore;
   source: TokenSource;
   audit: AuditLog;
@@ -90,6 +93,7 @@ export class BrokerServer {
     if (request.method === 'GET' && path === '/healthz') return send(response, 200, { status: 'ok' });
     if (request.method === 'GET' && path === '/metrics') return this.#metrics(response);
     if (request.method === 'POST' && path === '/oauth/token') return this.#token(request, response);
+    if (request.method === 'POST' && path === '/v1/oidc/leases') return this.#issueForOidc(request, response);
     if (path === '/v1/leases' || path.startsWith('/v1/leases/')) {
       if (!this.#isAdmin(request)) return send(response, 401, { error: 'unauthorized' });
       if (request.method === 'POST' && path === '/v1/leases') return this.#issue(request, response);
@@ -124,6 +128,37 @@ export class BrokerServer {
     send(response, 201, {
       id: lease.id,
       lease: token,
+      runId,
+      expiresAt: new Date(lease.expiresAt).toISOString(),
+    });
+  }
+
+  // The lease is scoped to the job's run: repository, run id and attempt from the token's claims.
+  async #issueForOidc(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const { oidc } = this.#options;
+    if (!oidc) return send(response, 404, { error: 'not_found' });
+    const token = (request.headers.authorization ?? '').replace(/^Bearer /i, '');
+    let claims: OidcClaims;
+    try {
+      claims = await oidc.verify(token);
+    } catch (error) {
+      const reason = error instanceof OidcRefusal ? error.message : 'the issuer could not be reached';
+      await this.#options.audit.record({ event: 'lease-refused', outcome: `oidc: ${reason}` });
+      return send(response, error instanceof OidcRefusal ? 403 : 503, {
+        error: 'access_denied',
+        message: reason,
+      });
+    }
+    const runId =
+      `${claims.repository}.${String(claims.run_id ?? 'run')}.${String(claims.run_attempt ?? '1')}`
+        .replace(/[^\w.-]/g, '.')
+        .slice(0, 128);
+    const { lease, token: leaseToken } = await this.#options.leases.issue(runId, oidc.leaseTtlSeconds * 1000);
+    this.counters.leasesIssued++;
+    await this.#options.audit.record({ event: 'lease-issued', lease: lease.id, runId, outcome: 'oidc' });
+    send(response, 201, {
+      id: lease.id,
+      lease: leaseToken,
       runId,
       expiresAt: new Date(lease.expiresAt).toISOString(),
     });

@@ -6,10 +6,12 @@ import { callBroker, type LeaseFile } from '../broker/broker-client.js';
 import { initBrokerFiles, readBrokerFiles } from '../broker/broker-files.js';
 import { BrokerServer } from '../broker/broker-server.js';
 import { LeaseStore } from '../broker/lease-store.js';
+import { OidcVerifier, parseOidcPolicy } from '../broker/oidc.js';
 import { TokenSource } from '../broker/token-source.js';
 import { locateCredentials } from '../common/credential-sources.js';
 import { parseDuration } from '../common/duration.js';
 import { BrokerUnavailableError, FileIoError, UsageError } from '../common/errors.js';
+import { readCredentialFile } from '../common/read-credential-file.js';
 import { refreshClientFromEnv } from '../common/refresh-client.js';
 import { codexboxRefreshMarginMs } from '../common/token-expiry.js';
 import type { Command, CommandContext } from './command.js';
@@ -58,9 +60,14 @@ async function serve(context: CommandContext, values: Record<string, unknown>): 
     redactor: context.redactor,
     refreshClient: refreshClientFromEnv(context.env),
   });
+  const policyFile = values['oidc-policy'] as string | undefined;
+  const oidc = policyFile
+    ? new OidcVerifier(parseOidcPolicy((await readCredentialFile(policyFile)).text, policyFile))
+    : undefined;
   const server = await BrokerServer.start(
     {
       files,
+      oidc,
       leases: await LeaseStore.open(dir),
       source,
       audit: new AuditLog(dir),
@@ -101,13 +108,13 @@ function brokerUrl(values: Record<string, unknown>): string {
   return url.replace(/\/$/, '');
 }
 
-// Issues a lease for one run and writes what the run needs (URL, CA, lease) to a 0600 file.
-async function lease(context: CommandContext, values: Record<string, unknown>): Promise<number> {
-  const files = await readBrokerFiles((values.dir as string | undefined) ?? defaultBrokerDir(context.env));
-  const url = brokerUrl(values);
+type LeaseAnswer = { id?: string; lease?: string; runId?: string; expiresAt?: string; message?: string };
+
+// The admin issues a lease for a named run (on the broker's machine, with its --dir).
+async function adminLease(values: Record<string, unknown>, env: NodeJS.ProcessEnv, url: string) {
+  const files = await readBrokerFiles((values.dir as string | undefined) ?? defaultBrokerDir(env));
   const runId = values['run-id'] as string | undefined;
-  const output = values.output as string | undefined;
-  if (!runId || !output) throw new UsageError('broker lease needs --run-id and --output', { hint });
+  if (!runId) throw new UsageError('broker lease needs --run-id (or an OIDC token)', { hint });
   const ttlSeconds = Math.ceil(parseDuration((values.ttl as string | undefined) ?? '2h', '--ttl') / 1000);
   const answer = await callBroker(`${url}/v1/leases`, {
     method: 'POST',
@@ -115,23 +122,76 @@ async function lease(context: CommandContext, values: Record<string, unknown>): 
     token: files.adminToken,
     body: { runId, ttlSeconds },
   });
-  const body = answer.body as { id?: string; lease?: string; expiresAt?: string; message?: string };
-  if (answer.status !== 201 || !body.lease || !body.expiresAt)
+  return { answer, ca: files.ca };
+}
+
+// A CI job gets its own lease with the OIDC token its platform minted for it: no admin token.
+async function oidcLease(values: Record<string, unknown>, env: NodeJS.ProcessEnv, url: string) {
+  const caFile = values.ca as string | undefined;
+  if (!caFile) throw new UsageError('an OIDC lease needs --ca FILE (the broker’s ca.crt)', { hint });
+  const ca = (await readCredentialFile(caFile)).text;
+  const token = await oidcToken(values, env);
+  const answer = await callBroker(`${url}/v1/oidc/leases`, { method: 'POST', ca, token, body: {} });
+  return { answer, ca };
+}
+
+// Issues a lease for one run and writes what the run needs (URL, CA, lease) to a 0600 file.
+async function lease(context: CommandContext, values: Record<string, unknown>): Promise<number> {
+  const url = brokerUrl(values);
+  const output = values.output as string | undefined;
+  if (!output) throw new UsageError('broker lease needs --output FILE', { hint });
+  const byOidc = values['oidc-token-env'] !== undefined || values['github-oidc'] === true;
+  const { answer, ca } = byOidc
+    ? await oidcLease(values, context.env, url)
+    : await adminLease(values, context.env, url);
+  const body = answer.body as LeaseAnswer;
+  if (answer.status !== 201 || !body.lease || !body.expiresAt || !body.runId)
     throw new BrokerUnavailableError(`the broker refused the lease (HTTP ${answer.status})`, {
-      hint: body.message ?? 'Check --url and that this --dir is the broker’s own.',
+      hint:
+        body.message ??
+        'Check --url, and that this --dir is the broker’s own or the token matches its policy.',
     });
   await writeLeaseFile(output, {
     codexbox: 'lease',
     url: `${url}/oauth/token`,
     lease: body.lease,
-    ca: files.ca,
-    runId,
+    ca,
+    runId: body.runId,
     expiresAt: body.expiresAt,
   });
   context.stderr(
-    `codexbox: lease ${body.id} for run ${runId} until ${body.expiresAt} written to ${output}\n`,
+    `codexbox: lease ${body.id} for run ${body.runId} until ${body.expiresAt} written to ${output}\n`,
   );
   return 0;
+}
+
+// GitHub Actions mints the job's token on request (permissions: id-token: write).
+async function oidcToken(values: Record<string, unknown>, env: NodeJS.ProcessEnv): Promise<string> {
+  const variable = values['oidc-token-env'] as string | undefined;
+  if (variable) {
+    const token = env[variable];
+    if (!token)
+      throw new UsageError(`${variable} is empty`, {
+        hint: 'Put the job’s OIDC token there, or use --github-oidc.',
+      });
+    return token;
+  }
+  const requestUrl = env.ACTIONS_ID_TOKEN_REQUEST_URL;
+  const requestToken = env.ACTIONS_ID_TOKEN_REQUEST_TOKEN;
+  if (!requestUrl || !requestToken)
+    throw new UsageError('--github-oidc works in a GitHub Actions job with `permissions: id-token: write`', {
+      hint,
+    });
+  const audience = encodeURIComponent((values.audience as string | undefined) ?? 'codexbox-broker');
+  const answer = await fetch(`${requestUrl}&audience=${audience}`, {
+    headers: { authorization: `bearer ${requestToken}` },
+  });
+  const body = (await answer.json().catch(() => ({}))) as { value?: string };
+  if (!answer.ok || !body.value)
+    throw new BrokerUnavailableError(`GitHub did not mint an OIDC token (HTTP ${answer.status})`, {
+      hint: 'Give the job `permissions: id-token: write`.',
+    });
+  return body.value;
 }
 
 async function revoke(
@@ -165,10 +225,20 @@ lives. No run ever holds the refresh token.
   broker init   [--dir DIR] [--host NAME]…      admin token, CA and server certificate (for each
                                                --host, besides localhost and 127.0.0.1)
   broker serve  [--dir DIR] [--codex-home DIR] [--listen HOST:PORT] [--max-lease-ttl 24h] [--margin 10m]
+                [--oidc-policy FILE]
   broker lease  [--dir DIR] --url https://HOST:PORT --run-id ID [--ttl 2h] --output FILE
+  broker lease  --url https://HOST:PORT --ca CA.CRT (--oidc-token-env NAME | --github-oidc
+                [--audience A]) --output FILE     a CI job's own lease, from its OIDC token
   broker revoke [--dir DIR] --url https://HOST:PORT LEASE-ID
 
---dir defaults to $XDG_STATE_HOME/codexbox/broker. A run uses its lease file with
+--dir defaults to $XDG_STATE_HOME/codexbox/broker. The OIDC policy (YAML) names the issuer, the
+audience and which jobs may get a lease; each lease lives leaseTtlSeconds (default 7200):
+
+  issuer: https://token.actions.githubusercontent.com
+  audience: codexbox-broker
+  allow:
+    - { repository: your-org/evals, ref: refs/heads/main, workflow: codex-matrix }
+ A run uses its lease file with
 \`codexbox run --lease FILE\`, or in the image as CODEXBOX_LEASE_FILE (or the secret
 /run/secrets/codexbox_lease, mounted 0400): codex's refreshes go through the entrypoint to the broker.`,
   async run(context: CommandContext): Promise<number> {
@@ -185,6 +255,11 @@ lives. No run ever holds the refresh token.
         'run-id': { type: 'string' },
         ttl: { type: 'string' },
         output: { type: 'string' },
+        'oidc-policy': { type: 'string' },
+        'oidc-token-env': { type: 'string' },
+        'github-oidc': { type: 'boolean' },
+        audience: { type: 'string' },
+        ca: { type: 'string' },
       },
       'broker',
       true,

@@ -5,6 +5,7 @@ import { parse } from 'yaml';
 
 const root = join(import.meta.dirname, '../..');
 const workflowText = readFileSync(join(root, 'compose/ci/github-actions.yml'), 'utf8');
+const brokerWorkflowText = readFileSync(join(root, 'compose/ci/github-actions-broker.yml'), 'utf8');
 
 interface Step {
   uses?: string;
@@ -18,6 +19,9 @@ interface Workflow {
 
 const workflow = parse(workflowText) as Workflow;
 const steps = Object.values(workflow.jobs).flatMap((job) => job.steps);
+
+// GitHub's expression syntax, as the workflow spells it.
+const expression = (inner: string) => `\${{ ${inner} }}`;
 
 describe('the CI matrix example (compose/ci/github-actions.yml)', () => {
   it('pins every action to a release', () => {
@@ -39,9 +43,27 @@ describe('the CI matrix example (compose/ci/github-actions.yml)', () => {
     const artifactPaths = steps
       .filter((step) => step.uses?.startsWith('actions/upload-artifact'))
       .map((step) => String(step.with?.path));
-    expect(artifactPaths).toContain('${{ runner.temp }}/access-auth.sealed');
+    expect(artifactPaths).toContain(`${expression('runner.temp')}/access-auth.sealed`);
     expect(workflowText).toMatch(/--encrypt-env CODEXBOX_AUTH_KEY/);
     for (const match of workflowText.matchAll(/CODEXBOX_AUTH_KEY: (.+)/g))
-      expect(match[1]).toBe('${{ secrets.CODEXBOX_AUTH_KEY }}');
+      expect(match[1]).toBe(expression('secrets.CODEXBOX_AUTH_KEY'));
+  });
+});
+
+describe('the broker matrix example (compose/ci/github-actions-broker.yml)', () => {
+  const brokerWorkflow = parse(brokerWorkflowText) as Workflow & { permissions: Record<string, string> };
+  const brokerSteps = Object.values(brokerWorkflow.jobs).flatMap((job) => job.steps);
+
+  it('asks for an OIDC token and nothing else, and pins every action', () => {
+    expect(brokerWorkflow.permissions).toEqual({ contents: 'read', 'id-token': 'write' });
+    expect(brokerWorkflowText).not.toMatch(/secrets\./);
+    for (const step of brokerSteps)
+      if (step.uses) expect(step.uses).toMatch(/^[\w-]+\/[\w-]+@v\d+\.\d+\.\d+$/);
+  });
+
+  it('gets a lease with the job token and runs on it', () => {
+    const runs = brokerSteps.map((step) => step.run ?? '').join('\n');
+    expect(runs).toMatch(/broker lease .*--github-oidc/s);
+    expect(runs).toMatch(/run --lease "\$RUNNER_TEMP\/lease.json"/);
   });
 });

@@ -4,7 +4,7 @@ import { isSealed, openSealed, sealCredential, sealKeyFrom } from '../../src/com
 import { Secret } from '../../src/common/secret.js';
 import { chatgptAuthJson, findLeaks, makeCanaries } from '../support/canary.js';
 
-const key = new Secret('k'.repeat(20) + 'correct-horse-battery');
+const key = new Secret(`${'k'.repeat(20)}correct-horse-battery`);
 const otherKey = new Secret('x'.repeat(40));
 
 async function sealedCanaries() {
