@@ -154,6 +154,14 @@ describe('OIDC leases for CI jobs', () => {
     expect((answer.body as { message: string }).message).toMatch(reason);
   });
 
+  it('refuses an RS256 token with its signature cut off', async () => {
+    const { issuer, ask } = await start();
+    const token = issuer.mint({});
+    const answer = await ask(token.slice(0, token.lastIndexOf('.') + 1));
+    expect(answer.status).toBe(403);
+    expect((answer.body as { message: string }).message).toBe('the token signature does not verify');
+  });
+
   it('refuses a token signed by another key under a published kid', async () => {
     const { issuer, ask } = await start();
     const answer = await ask(issuer.mint({}, { key: issuer.stranger.privateKey }));
