@@ -37,6 +37,8 @@ export async function importCredentials(options: {
   env: NodeJS.ProcessEnv;
   redactor: Redactor;
   now: Date;
+  // The run user, when root imports: secret files must be out of its reach.
+  owner?: { uid: number; gid: number };
 }): Promise<ImportedCredentials> {
   const authPath = join(options.codexHome, 'auth.json');
   if (existsSync(authPath)) {
@@ -45,6 +47,6 @@ export async function importCredentials(options: {
     return { document, source: { kind: 'staged-volume', name: authPath } };
   }
   const env = { ...withMountedSecrets(options.env, options.secretsDir), CODEX_HOME: options.codexHome };
-  const located = await locateCredentials({ env, redactor: options.redactor });
+  const located = await locateCredentials({ env, redactor: options.redactor, hiddenFrom: options.owner });
   return { document: located.document.normalizedForStaging(options.now), source: located.source };
 }

@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { type LeaseFile, parseLeaseFile, pinnedFetch } from '../src/broker/broker-client.js';
 import { AuthDocument } from '../src/common/auth-document.js';
-import { InvalidConfigError, ReloginRequiredError, UnsafeFileError } from '../src/common/errors.js';
+import { InvalidConfigError, ReloginRequiredError } from '../src/common/errors.js';
+import { assertHiddenFrom, type RunUserIds } from '../src/common/hidden-from.js';
 import type { Redactor } from '../src/common/redactor.js';
 import { type RefreshClientOptions, refreshTokens } from '../src/common/refresh-client.js';
 import { withRegularFile } from '../src/common/regular-file.js';
@@ -15,16 +16,13 @@ export function leaseFileFrom(env: NodeJS.ProcessEnv, secretsDir: string): strin
   return env.CODEXBOX_LEASE_FILE || join(secretsDir, 'codexbox_lease');
 }
 
-// Root reads the lease only if no one else could: a secret mounted 0444 (Docker's default) would
-// hand the lease to the agent, and with it fresh access tokens for as long as the lease lives.
-async function readLeaseText(path: string): Promise<string | undefined> {
+// Root reads the lease only if the run user could not: a secret mounted 0444 (Docker's default)
+// or a bind mount owned by uid 1000 would hand the lease to the agent, and with it fresh access
+// tokens for as long as the lease lives.
+async function readLeaseText(path: string, user: RunUserIds): Promise<string | undefined> {
   try {
     return await withRegularFile(path, async (handle, stats) => {
-      if ((stats.mode & 0o077) !== 0 && stats.uid === 0) {
-        throw new UnsafeFileError(`${path} can be read by users other than root`, {
-          hint: 'Mount the lease readable by root alone (Docker/Swarm secret: mode=0400; chmod 600 a file).',
-        });
-      }
+      assertHiddenFrom(path, stats, user);
       return handle.readFile('utf8');
     });
   } catch (error) {
@@ -35,12 +33,14 @@ async function readLeaseText(path: string): Promise<string | undefined> {
 
 export async function loadLease(options: {
   vault: Vault;
+  // The run user: the lease file must be out of its reach.
+  user: RunUserIds;
   env: NodeJS.ProcessEnv;
   secretsDir: string;
   redactor: Redactor;
 }): Promise<LeaseFile | undefined> {
   const stored = await options.vault.readLease();
-  const text = stored ?? (await readLeaseText(leaseFileFrom(options.env, options.secretsDir)));
+  const text = stored ?? (await readLeaseText(leaseFileFrom(options.env, options.secretsDir), options.user));
   if (text === undefined) return undefined;
   const lease = parseLeaseFile(text, stored ? options.vault.leasePath : 'the lease file');
   options.redactor.register(new Secret(lease.lease));

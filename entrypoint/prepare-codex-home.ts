@@ -91,7 +91,8 @@ async function refreshIfDue(
 // The vault's credential, or on a vault's first use the imported one (from a broker when the run
 // holds a lease), written into it. A lease whose tokens run short fetches fresh ones at once.
 async function loadCredential(options: PrepareOptions) {
-  const lease = options.guarded ? await loadLease(options) : undefined;
+  const lease =
+    options.guarded && options.owner ? await loadLease({ ...options, user: options.owner }) : undefined;
   const stored = await options.vault.readCredential(options.redactor);
   const expiring =
     stored && assessTokenHealth(stored.mode, options.now(), options.refreshMarginMs).status !== 'healthy';

@@ -1,5 +1,6 @@
 import { request } from 'node:https';
 import { BrokerUnavailableError, InvalidConfigError } from '../common/errors.js';
+import { loadUndici } from '../common/load-undici.js';
 
 export interface BrokerResponse {
   status: number;
@@ -42,8 +43,40 @@ export function requestPinned(
   });
 }
 
-// fetch, as the refresh client calls it, over requestPinned: codex's refreshes to the broker.
-export function pinnedFetch(ca: string): typeof fetch {
+const proxyVariables = ['HTTPS_PROXY', 'https_proxy'];
+
+// Behind a proxy (codexbox's own egress proxy under --network-policy, or a corporate one), the
+// broker is reached through it, still trusting only the broker's CA; NO_PROXY is honoured.
+function proxiedPinnedFetch(ca: string, env: NodeJS.ProcessEnv): typeof fetch | undefined {
+  const httpsProxy = proxyVariables.map((name) => env[name]).find(Boolean);
+  if (!httpsProxy) return undefined;
+  let dispatcher: Promise<{ fetch: typeof import('undici').fetch; agent: import('undici').Dispatcher }>;
+  const load = async () => {
+    const undici = await loadUndici();
+    // connect: the broker reached directly (NO_PROXY); requestTls: through the proxy's tunnel
+    // (EnvHttpProxyAgent hands its options to undici's ProxyAgent, whose types list it).
+    const options = {
+      httpsProxy,
+      noProxy: env.NO_PROXY ?? env.no_proxy,
+      connect: { ca },
+      requestTls: { ca },
+    };
+    const agent = new undici.EnvHttpProxyAgent(
+      options as ConstructorParameters<typeof undici.EnvHttpProxyAgent>[0],
+    );
+    return { fetch: undici.fetch, agent };
+  };
+  return (async (url: string, init: RequestInit) => {
+    dispatcher ??= load();
+    const { fetch: undiciFetch, agent } = await dispatcher;
+    return undiciFetch(url, { ...(init as object), dispatcher: agent });
+  }) as unknown as typeof fetch;
+}
+
+// fetch, as the refresh client calls it, trusting only the broker's CA: codex's refreshes to it.
+export function pinnedFetch(ca: string, env: NodeJS.ProcessEnv = process.env): typeof fetch {
+  const proxied = proxiedPinnedFetch(ca, env);
+  if (proxied) return proxied;
   return (async (url: string, init: RequestInit) => {
     const answer = await requestPinned(url, {
       method: init.method ?? 'GET',

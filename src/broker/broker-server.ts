@@ -58,6 +58,10 @@ export class BrokerServer {
   readonly #options: BrokerServerOptions;
   readonly #server: Server;
   readonly #rate = new RateLimit(30, 60_000);
+  // Refused requests: per source address, and how many a minute reach the audit log, so a flood
+  // of made-up leases can neither grow the log without end nor keep the broker busy.
+  readonly #refusedPerAddress = new RateLimit(120, 60_000);
+  readonly #refusalsLogged = new RateLimit(60, 60_000);
   readonly counters = { tokenRequests: 0, refused: 0, leasesIssued: 0 };
 
   private constructor(options: BrokerServerOptions) {
@@ -181,20 +185,18 @@ export class BrokerServer {
     )
       return send(response, 400, { error: 'invalid_request' });
     const check = this.#options.leases.check(body.refresh_token);
-    if (!check.valid || !this.#rate.allow(check.lease.id)) {
-      this.counters.refused++;
-      const reason = check.valid ? 'rate-limited' : check.reason;
-      await this.#options.audit.record({
-        event: 'lease-refused',
-        lease: check.valid ? check.lease.id : undefined,
-        outcome: reason,
-      });
-      if (check.valid) return send(response, 429, { error: 'rate_limited' });
-      return send(response, 401, {
-        error: { code: refusalCodes[check.reason], message: `the lease is ${check.reason}` },
-      });
-    }
-    await this.#answerWithTokens(check.lease, response);
+    if (check.valid && this.#rate.allow(check.lease.id)) return this.#answerWithTokens(check.lease, response);
+    this.counters.refused++;
+    if (!this.#refusedPerAddress.allow(request.socket.remoteAddress ?? 'unknown'))
+      return send(response, 429, { error: 'rate_limited' });
+    const lease = check.valid ? check.lease.id : undefined;
+    const reason = check.valid ? 'rate-limited' : check.reason;
+    if (this.#refusalsLogged.allow('all'))
+      await this.#options.audit.record({ event: 'lease-refused', lease, outcome: reason });
+    if (check.valid) return send(response, 429, { error: 'rate_limited' });
+    send(response, 401, {
+      error: { code: refusalCodes[check.reason], message: `the lease is ${check.reason}` },
+    });
   }
 
   async #answerWithTokens(lease: { id: string; runId: string }, response: ServerResponse): Promise<void> {

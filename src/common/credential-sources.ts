@@ -1,18 +1,22 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { AuthDocument, validateApiKey } from './auth-document.js';
 import type { CredentialSourceKind } from './auth-metadata.js';
 import { ConflictingSourcesError, CredentialsNotFoundError, InvalidCredentialsError } from './errors.js';
+import { assertHiddenFrom, type RunUserIds } from './hidden-from.js';
 import { readCredentialFile } from './read-credential-file.js';
 import type { Redactor } from './redactor.js';
-import { isSealed, openSealed, sealKeyFrom } from './sealed-credential.js';
+import { isSealed, openSealed, sealKeyFrom, sealKeyVariable } from './sealed-credential.js';
 
 export interface LocateOptions {
   env?: NodeJS.ProcessEnv;
   // An explicit --codex-home beats every environment source.
   codexHome?: string;
   redactor?: Redactor;
+  // In the container, as root: secret files (X_FILE, the sealing key) must be out of this user's
+  // reach, or the agent could read what the vault keeps from it.
+  hiddenFrom?: RunUserIds;
 }
 
 export interface LocatedCredentials {
@@ -53,11 +57,13 @@ async function readEnvOrFile(
   name: string,
   env: NodeJS.ProcessEnv,
   kind: 'env' | 'ci-secret' = 'env',
+  hiddenFrom?: RunUserIds,
 ): Promise<EnvValue | undefined> {
   const direct = env[name];
   const filePath = env[`${name}_FILE`];
   if (direct) return { value: direct, kind, name, warnings: [] };
   if (!filePath) return undefined;
+  if (hiddenFrom) assertHiddenFrom(filePath, statSync(filePath), hiddenFrom);
   const file = await readCredentialFile(filePath);
   return { value: file.text, kind: 'env-file', name: `${name}_FILE`, warnings: file.warnings };
 }
@@ -107,6 +113,23 @@ async function fromApiKey(
 
 const envSources = ['CODEX_AUTH_JSON', 'CODEX_API_KEY', 'OPENAI_API_KEY'];
 
+// With a sealing key configured, only a sealed file is accepted: otherwise whoever can swap the
+// hand-off file (a workflow artifact) could hand the jobs a login of their own.
+async function unsealed(
+  text: string,
+  origin: string,
+  env: NodeJS.ProcessEnv,
+  hiddenFrom: RunUserIds | undefined,
+): Promise<string> {
+  if (isSealed(text)) return openSealed(text, sealKeyFrom(env, sealKeyVariable, hiddenFrom), origin);
+  if (env[sealKeyVariable] || env[`${sealKeyVariable}_FILE`]) {
+    throw new InvalidCredentialsError(`${origin} is not sealed, but ${sealKeyVariable} is set`, {
+      hint: `Hand over the file sealed (codexbox auth export … --encrypt-env ${sealKeyVariable}), or unset ${sealKeyVariable} to accept a plain one.`,
+    });
+  }
+  return text;
+}
+
 // Finds the one credential a run will use, following `credentialPrecedence`.
 export async function locateCredentials(options: LocateOptions = {}): Promise<LocatedCredentials> {
   const env = options.env ?? process.env;
@@ -115,11 +138,12 @@ export async function locateCredentials(options: LocateOptions = {}): Promise<Lo
   if (options.codexHome) return fromCodexHome(resolve(options.codexHome), redactor);
 
   const codexHome = defaultCodexHome(env);
-  const authJson = await readEnvOrFile('CODEX_AUTH_JSON', env, 'ci-secret');
+  const { hiddenFrom } = options;
+  const authJson = await readEnvOrFile('CODEX_AUTH_JSON', env, 'ci-secret', hiddenFrom);
   if (authJson) {
     redactor?.register(authJson.value.trim());
     const decoded = decodeAuthJsonSecret(authJson.value, authJson.name);
-    const text = isSealed(decoded) ? await openSealed(decoded, sealKeyFrom(env), authJson.name) : decoded;
+    const text = await unsealed(decoded, authJson.name, env, hiddenFrom);
     return {
       source: { kind: authJson.kind, name: authJson.name },
       document: AuthDocument.parse(text, { origin: authJson.name, redactor }),
@@ -127,10 +151,10 @@ export async function locateCredentials(options: LocateOptions = {}): Promise<Lo
       warnings: authJson.warnings,
     };
   }
-  const codexApiKey = await readEnvOrFile('CODEX_API_KEY', env);
+  const codexApiKey = await readEnvOrFile('CODEX_API_KEY', env, 'env', hiddenFrom);
   if (codexApiKey) return fromApiKey(codexApiKey, codexHome, redactor);
   if (existsSync(join(codexHome, 'auth.json'))) return fromCodexHome(codexHome, redactor);
-  const openAiApiKey = await readEnvOrFile('OPENAI_API_KEY', env);
+  const openAiApiKey = await readEnvOrFile('OPENAI_API_KEY', env, 'env', hiddenFrom);
   if (openAiApiKey) return fromApiKey(openAiApiKey, codexHome, redactor);
 
   throw new CredentialsNotFoundError(`no credentials found in ${codexHome}/auth.json or the environment`, {

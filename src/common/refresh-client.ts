@@ -1,6 +1,7 @@
 import type { RefreshedTokens } from './auth-document.js';
 import { parseDuration } from './duration.js';
 import { RefreshUnavailableError, ReloginRequiredError } from './errors.js';
+import { loadUndici } from './load-undici.js';
 import type { Redactor } from './redactor.js';
 import { Secret } from './secret.js';
 
@@ -43,7 +44,7 @@ function proxiedFetch(env: NodeJS.ProcessEnv): typeof fetch | undefined {
   if (!proxyVariables.some((name) => env[name])) return undefined;
   let agent: Promise<{ fetch: typeof import('undici').fetch; dispatcher: import('undici').Dispatcher }>;
   const load = async () => {
-    const undici = await import('undici');
+    const undici = await loadUndici();
     const dispatcher = new undici.EnvHttpProxyAgent({
       httpProxy: env.HTTP_PROXY || env.http_proxy,
       httpsProxy: env.HTTPS_PROXY || env.https_proxy,

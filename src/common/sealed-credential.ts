@@ -1,6 +1,12 @@
 import { createCipheriv, createDecipheriv, randomBytes, scrypt } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { InvalidConfigError, InvalidCredentialsError, SealedCredentialRejectedError } from './errors.js';
+import { readFileSync, statSync } from 'node:fs';
+import {
+  InvalidConfigError,
+  InvalidCredentialsError,
+  SealedCredentialRejectedError,
+  UnsafeFileError,
+} from './errors.js';
+import { assertHiddenFrom, type RunUserIds } from './hidden-from.js';
 import { Secret } from './secret.js';
 
 // An exported credential sealed for a hand-off through an untrusted store (a CI workflow artifact,
@@ -29,19 +35,25 @@ const keyHint = `Set ${sealKeyVariable} to the key it was sealed with (a secret 
 
 // The sealing key from the environment (or NAME_FILE, a mounted secret): never from argv, never
 // short enough to guess offline.
-export function sealKeyFrom(env: NodeJS.ProcessEnv, variable = sealKeyVariable): Secret {
+export function sealKeyFrom(
+  env: NodeJS.ProcessEnv,
+  variable = sealKeyVariable,
+  hiddenFrom?: RunUserIds,
+): Secret {
   const file = env[`${variable}_FILE`];
-  const value = env[variable] || (file ? readKeyFile(file, variable) : undefined);
+  const value = env[variable] || (file ? readKeyFile(file, variable, hiddenFrom) : undefined);
   if (!value) throw new InvalidConfigError(`${variable} is not set`, { hint: keyHint });
   if (value.length < minKeyLength)
     throw new InvalidConfigError(`${variable} is shorter than ${minKeyLength} characters`, { hint: keyHint });
   return new Secret(value);
 }
 
-function readKeyFile(path: string, variable: string): string {
+function readKeyFile(path: string, variable: string, hiddenFrom: RunUserIds | undefined): string {
   try {
+    if (hiddenFrom) assertHiddenFrom(path, statSync(path), hiddenFrom);
     return readFileSync(path, 'utf8').trim();
-  } catch {
+  } catch (error) {
+    if (error instanceof UnsafeFileError) throw error;
     throw new InvalidConfigError(`${variable}_FILE (${path}) cannot be read`, { hint: keyHint });
   }
 }
@@ -102,7 +114,10 @@ function parseEnvelope(text: string, origin: string): Envelope {
   const fields = [envelope.iv, envelope.tag, envelope.data, envelope.kdf?.salt];
   if (envelope.version !== 1 || envelope.cipher !== cipherName || envelope.kdf?.name !== 'scrypt')
     throw damaged;
-  if (fields.some((field) => typeof field !== 'string') || envelope.kdf.N > 2 ** 20) throw damaged;
+  // Exactly the parameters codexbox seals with: a doctored p or N would make scrypt run for hours.
+  const { N, r, p } = envelope.kdf;
+  if (fields.some((field) => typeof field !== 'string') || N !== kdf.N || r !== kdf.r || p !== kdf.p)
+    throw damaged;
   return envelope;
 }
 

@@ -82,6 +82,8 @@ describe.skipIf(!environment.available)('a codexbox broker for runs on other hos
       await execa('docker', ['network', 'create', '--label', 'io.codexbox.test=integration', network]);
       gateways.push(await gatewayOf(network));
     }
+    // The default bridge's gateway too: an egress proxy on it reaches the broker there.
+    gateways.push(await gatewayOf('bridge'));
     loginHome = await codexHomeWith(chatgptAuthJson(canaries));
     brokerDir = join(await artifactsDir(), 'broker');
     const init = await codexbox([
@@ -220,5 +222,34 @@ describe.skipIf(!environment.available)('a codexbox broker for runs on other hos
     expect(run.exitCode, output(run)).toBe(0);
     expect(run.stdout).toMatch(/FLEET-\d/);
     expect(findLeaks(output(run), [canaries.refreshToken])).toEqual([]);
+  });
+
+  it('codexbox run --lease --network-policy model-only: the broker is reached through the egress proxy', async () => {
+    const bridgeGateway = gateways[3]!;
+    const lease = await leaseFor('fleet-egress', bridgeGateway);
+    const home = await artifactsDir();
+    await writeFile(join(home, 'config.toml'), backend.codexConfig(bridgeGateway));
+    const run = await codexbox(
+      [
+        'run',
+        '--image',
+        environment.image,
+        '--network-policy',
+        'model-only',
+        '--lease',
+        lease,
+        '--codex-home',
+        home,
+      ].concat([
+        '--artifacts',
+        join(await artifactsDir(), 'run'),
+        '--',
+        'exec',
+        '--skip-git-repo-check',
+        'hi',
+      ]),
+    );
+    expect(run.exitCode, output(run)).toBe(0);
+    expect(run.stdout).toMatch(/FLEET-\d/);
   });
 });

@@ -31,8 +31,13 @@ describe('sealed credentials', () => {
     flipped[0] = flipped[0]! ^ 1;
     const changed = JSON.stringify({ ...envelope, data: flipped.toString('base64') });
     await expect(openSealed(changed, key, 'f')).rejects.toThrow(/does not open/);
-    const weakened = JSON.stringify({ ...envelope, kdf: { ...envelope.kdf, N: 2 ** 10 } });
-    await expect(openSealed(weakened, key, 'f')).rejects.toThrow(/does not open/);
+    // Parameters other than codexbox's own are damage: a doctored p would make scrypt run for hours.
+    for (const doctored of [{ N: 2 ** 10 }, { p: 64 }, { r: 1 }]) {
+      const changedKdf = JSON.stringify({ ...envelope, kdf: { ...envelope.kdf, ...doctored } });
+      await expect(openSealed(changedKdf, key, 'f')).rejects.toThrow(
+        expect.objectContaining({ exitCode: 65 }),
+      );
+    }
     const error = await openSealed(sealed, otherKey, 'access-auth.json').catch((caught) => caught);
     expect(formatError(error).split('\n')).toHaveLength(1);
   });
@@ -60,5 +65,17 @@ describe('sealed credentials', () => {
 
   it('do not mistake a plain auth.json for a sealed one', () => {
     expect(isSealed(JSON.stringify(chatgptAuthJson(makeCanaries())))).toBe(false);
+  });
+});
+
+describe('locating a sealed credential', () => {
+  it('refuses a plain CODEX_AUTH_JSON when a sealing key is set (no downgrade)', async () => {
+    const { locateCredentials } = await import('../../src/common/credential-sources.js');
+    const plain = JSON.stringify(chatgptAuthJson(makeCanaries()));
+    await expect(
+      locateCredentials({
+        env: { CODEX_AUTH_JSON: plain, CODEXBOX_AUTH_KEY: key.reveal(), HOME: '/nonexistent' },
+      }),
+    ).rejects.toThrow(/is not sealed, but CODEXBOX_AUTH_KEY is set/);
   });
 });
