@@ -11,10 +11,12 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends tini ca-certificates \
  && update-ca-certificates >/dev/null
 ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
-COPY package.json package-lock.json ./
+# The lock file: package-lock.json in a checkout, npm-shrinkwrap.json in the npm package.
+COPY package.json package-lock.jso[n] npm-shrinkwrap.jso[n] ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error \
+ && lock="$(ls npm-shrinkwrap.json package-lock.json 2>/dev/null | head -n 1)" \
  && npm install --no-save --ignore-scripts --no-audit --no-fund --loglevel=error \
-      "esbuild@$(node -p "require('./package-lock.json').packages['node_modules/esbuild'].version")"
+      "esbuild@$(node -p "require('./$lock').packages['node_modules/esbuild'].version")"
 COPY tsconfig.json tsconfig.build.json ./
 COPY scripts/bundle.mjs scripts/
 COPY src/ src/

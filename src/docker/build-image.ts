@@ -15,6 +15,8 @@ const contextEntries = [
   'Dockerfile',
   'package.json',
   'package-lock.json',
+  // What the npm package carries instead of package-lock.json (npm never packs that one).
+  'npm-shrinkwrap.json',
   'tsconfig.json',
   'tsconfig.build.json',
   'scripts/bundle.mjs',
