@@ -38,10 +38,18 @@ ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
 
 # The entrypoint starts codex's native binary itself (with the two variables its node launcher
 # would set), saving a second node start per run.
-RUN npm install -g --no-audit --no-fund --loglevel=error "@openai/codex@${CODEX_VERSION}" \
+# The binary for the build's architecture (BuildKit's TARGETARCH, else the base's own).
+ARG TARGETARCH
+RUN arch="${TARGETARCH:-$(dpkg --print-architecture)}" \
+ && case "$arch" in \
+      amd64) triple=x86_64-unknown-linux-musl ;; \
+      arm64) triple=aarch64-unknown-linux-musl ;; \
+      *) echo "codexbox: no codex binary for architecture $arch" >&2; exit 1 ;; \
+    esac \
+ && npm install -g --no-audit --no-fund --loglevel=error "@openai/codex@${CODEX_VERSION}" \
  && npm cache clean --force \
  && rm -rf /root/.npm /tmp/* \
- && native="$(find /usr/local/lib/node_modules/@openai/codex -path '*/vendor/*-unknown-linux-musl/bin/codex' -type f | head -n 1)" \
+ && native="$(find /usr/local/lib/node_modules/@openai/codex -path "*/vendor/${triple}/bin/codex" -type f | head -n 1)" \
  && test -x "$native" \
  && install -d /usr/local/lib/codexbox/bin \
  && ln -s "$native" /usr/local/lib/codexbox/bin/codex \
