@@ -14,6 +14,7 @@ import { type CodexConfig, prepareCodexConfig } from './codex-config.js';
 import { importCredentials } from './import-credentials.js';
 import { credentialFromBroker, loadLease } from './lease.js';
 import type { Log } from './log.js';
+import { assertSecretFilesHidden } from './secret-files.js';
 import type { Vault } from './vault.js';
 
 export interface PreparedCodexHome {
@@ -91,6 +92,8 @@ async function refreshIfDue(
 // The vault's credential, or on a vault's first use the imported one (from a broker when the run
 // holds a lease), written into it. A lease whose tokens run short fetches fresh ones at once.
 async function loadCredential(options: PrepareOptions) {
+  if (options.guarded && options.owner)
+    assertSecretFilesHidden(options.env, options.secretsDir, options.owner);
   const lease =
     options.guarded && options.owner ? await loadLease({ ...options, user: options.owner }) : undefined;
   const stored = await options.vault.readCredential(options.redactor);

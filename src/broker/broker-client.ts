@@ -136,7 +136,8 @@ export function parseLeaseFile(text: string, origin: string): LeaseFile {
     parsed = {};
   }
   const fields = [parsed.url, parsed.lease, parsed.ca, parsed.runId, parsed.expiresAt];
-  if (parsed.codexbox !== 'lease' || fields.some((field) => typeof field !== 'string'))
+  const https = typeof parsed.url === 'string' && parsed.url.startsWith('https://');
+  if (parsed.codexbox !== 'lease' || fields.some((field) => typeof field !== 'string') || !https)
     throw new InvalidConfigError(`${origin} is not a codexbox lease file`, {
       hint: 'Make one with `codexbox broker lease --output FILE`.',
     });

@@ -23,6 +23,16 @@ export interface BrokerServerOptions {
 }
 
 const maxBodyBytes = 16 * 1024;
+
+// repository~name.run_id.attempt: `/` cannot be confused with the separator, ids are digits.
+function oidcRunId(claims: OidcClaims): string {
+  const digits = (value: unknown) => (typeof value === 'string' && /^\d{1,20}$/.test(value) ? value : 'x');
+  const repository = claims.repository
+    .replace('/', '~')
+    .replace(/[^\w.~-]/g, '_')
+    .slice(0, 96);
+  return `${repository}.${digits(claims.run_id)}.${digits(claims.run_attempt ?? '1')}`;
+}
 const refusalCodes = {
   unknown: 'refresh_token_invalidated',
   revoked: 'refresh_token_invalidated',
@@ -146,8 +156,11 @@ export class BrokerServer {
     try {
       claims = await oidc.verify(token);
     } catch (error) {
+      if (!this.#refusedPerAddress.allow(request.socket.remoteAddress ?? 'unknown'))
+        return send(response, 429, { error: 'rate_limited' });
       const reason = error instanceof OidcRefusal ? error.message : 'the issuer could not be reached';
-      await this.#options.audit.record({ event: 'lease-refused', outcome: `oidc: ${reason}` });
+      if (this.#refusalsLogged.allow('all'))
+        await this.#options.audit.record({ event: 'lease-refused', outcome: `oidc: ${reason}` });
       return send(response, error instanceof OidcRefusal ? 403 : 503, {
         error: 'access_denied',
         message: reason,

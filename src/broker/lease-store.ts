@@ -24,6 +24,9 @@ export class LeaseStore {
   readonly #path: string;
   readonly #leases = new Map<string, Lease>();
   readonly #now: () => number;
+  // Saves run one after another, each writing the state as it is then: a revocation is never
+  // overwritten by an older snapshot that finished renaming last.
+  #saving: Promise<void> = Promise.resolve();
 
   private constructor(dir: string, now: () => number) {
     this.#path = join(dir, 'leases.json');
@@ -72,7 +75,10 @@ export class LeaseStore {
     return [...this.#leases.values()];
   }
 
-  async #save(): Promise<void> {
-    await writeFileAtomic(this.#path, `${JSON.stringify(this.list(), null, 2)}\n`, { mode: 0o600 });
+  #save(): Promise<void> {
+    const write = () =>
+      writeFileAtomic(this.#path, `${JSON.stringify(this.list(), null, 2)}\n`, { mode: 0o600 });
+    this.#saving = this.#saving.then(write, write);
+    return this.#saving;
   }
 }

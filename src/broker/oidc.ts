@@ -29,6 +29,7 @@ export class OidcRefusal extends Error {}
 const clockSkewSeconds = 60;
 const jwksCacheMs = 10 * 60_000;
 const jwksRefetchMs = 60_000;
+const fetchTimeoutMs = 10_000;
 const policyHint =
   'See `codexbox broker --help` for the policy file (issuer, audience, allow: [{repository, ref, workflow}]).';
 
@@ -89,6 +90,9 @@ export class OidcVerifier {
   readonly #policy: OidcPolicy;
   readonly #fetch: typeof fetch;
   #keys: { at: number; byKid: Map<string, KeyObject> } | undefined;
+  #fetching: Promise<Map<string, KeyObject>> | undefined;
+  // Token ids already exchanged for a lease, until they expire: one token, one lease.
+  readonly #usedIds = new Map<string, number>();
 
   constructor(policy: OidcPolicy, fetchImpl: typeof fetch = fetch) {
     this.#policy = policy;
@@ -114,7 +118,15 @@ export class OidcVerifier {
     this.#checkClaims(claims, now / 1000);
     if (!this.#policy.allow.some((rule) => matches(rule, claims)))
       throw new OidcRefusal(`no policy rule allows repository ${String(claims.repository)}`);
+    this.#claimOnce(claims, now);
     return claims;
+  }
+
+  #claimOnce(claims: OidcClaims, now: number): void {
+    for (const [id, expiresAt] of this.#usedIds) if (expiresAt <= now) this.#usedIds.delete(id);
+    const id = typeof claims.jti === 'string' ? claims.jti : `${String(claims.iat)}:${String(claims.sub)}`;
+    if (this.#usedIds.has(id)) throw new OidcRefusal('the token was already exchanged for a lease');
+    this.#usedIds.set(id, (Number(claims.exp) + clockSkewSeconds) * 1000);
   }
 
   #checkClaims(claims: OidcClaims, nowSeconds: number): void {
@@ -134,8 +146,14 @@ export class OidcVerifier {
   async #keyFor(kid: string): Promise<KeyObject> {
     const age = this.#keys ? Date.now() - this.#keys.at : Number.POSITIVE_INFINITY;
     const unknownKid = !this.#keys?.byKid.has(kid);
-    if (age >= jwksCacheMs || (unknownKid && age >= jwksRefetchMs))
-      this.#keys = { at: Date.now(), byKid: await this.#fetchKeys() };
+    if (age >= jwksCacheMs || (unknownKid && age >= jwksRefetchMs)) {
+      // One fetch at a time; a failed one is remembered too, so a dead issuer is not hammered.
+      this.#fetching ??= this.#fetchKeys().finally(() => {
+        this.#fetching = undefined;
+      });
+      const byKid = await this.#fetching.catch(() => new Map<string, KeyObject>());
+      this.#keys = { at: Date.now(), byKid: byKid.size > 0 ? byKid : (this.#keys?.byKid ?? byKid) };
+    }
     const key = this.#keys?.byKid.get(kid);
     if (!key) throw new OidcRefusal('the token was signed with a key the issuer does not publish');
     return key;
@@ -156,7 +174,8 @@ export class OidcVerifier {
 
   async #discover(): Promise<string> {
     const url = `${this.#policy.issuer}/.well-known/openid-configuration`;
-    const document = (await (await this.#fetch(url, { redirect: 'error' })).json()) as { jwks_uri?: string };
+    const answer = await this.#fetch(url, { redirect: 'error', signal: AbortSignal.timeout(fetchTimeoutMs) });
+    const document = (await answer.json()) as { jwks_uri?: string };
     if (typeof document.jwks_uri !== 'string') throw new OidcRefusal('the issuer publishes no jwks_uri');
     checkIssuerUrl(document.jwks_uri);
     return document.jwks_uri;

@@ -115,7 +115,7 @@ const envSources = ['CODEX_AUTH_JSON', 'CODEX_API_KEY', 'OPENAI_API_KEY'];
 
 // With a sealing key configured, only a sealed file is accepted: otherwise whoever can swap the
 // hand-off file (a workflow artifact) could hand the jobs a login of their own.
-async function unsealed(
+export async function openIfSealed(
   text: string,
   origin: string,
   env: NodeJS.ProcessEnv,
@@ -143,7 +143,7 @@ export async function locateCredentials(options: LocateOptions = {}): Promise<Lo
   if (authJson) {
     redactor?.register(authJson.value.trim());
     const decoded = decodeAuthJsonSecret(authJson.value, authJson.name);
-    const text = await unsealed(decoded, authJson.name, env, hiddenFrom);
+    const text = await openIfSealed(decoded, authJson.name, env, hiddenFrom);
     return {
       source: { kind: authJson.kind, name: authJson.name },
       document: AuthDocument.parse(text, { origin: authJson.name, redactor }),

@@ -7,11 +7,10 @@ export interface RunUserIds {
 }
 
 // Whether the run user could read a file with these stats: as its owner (who can chmod it at
-// will), through its group, or as anyone.
+// will), or through any group or other bit — with POSIX ACLs the group bits are the mask of named
+// entries (`u:1000:r`), so any of them set may mean the run user.
 export function readableBy(stats: Stats, user: RunUserIds): boolean {
-  if (stats.uid === user.uid) return true;
-  if ((stats.mode & 0o004) !== 0) return true;
-  return stats.gid === user.gid && (stats.mode & 0o040) !== 0;
+  return stats.uid === user.uid || (stats.mode & 0o077) !== 0;
 }
 
 // Root's secret files (a mounted key, lease or credential) must stay out of the agent's reach:

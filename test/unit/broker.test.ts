@@ -39,6 +39,22 @@ describe('LeaseStore', () => {
   });
 });
 
+describe('LeaseStore under concurrency', () => {
+  it('keeps every lease and every revocation when saves overlap', async () => {
+    const dir = await makeTemp();
+    const store = await LeaseStore.open(dir);
+    const target = await store.issue('target', 60_000);
+    await Promise.all([
+      ...Array.from({ length: 60 }, (_, index) => store.issue(`run-${index}`, 60_000)),
+      store.revoke(target.lease.id),
+      ...Array.from({ length: 40 }, (_, index) => store.issue(`late-${index}`, 60_000)),
+    ]);
+    const reopened = await LeaseStore.open(dir);
+    expect(reopened.list()).toHaveLength(101);
+    expect(reopened.check(target.token)).toEqual({ valid: false, reason: 'revoked' });
+  });
+});
+
 describe('RateLimit', () => {
   it('allows `limit` hits per window and key', () => {
     const limit = new RateLimit(2, 1000);

@@ -27,6 +27,7 @@ describe.runIf(asRoot)('secret files the agent must not read', () => {
     ['world-readable (a Docker secret’s default 0444)', 0o444, { uid: 0, gid: 0 }],
     ['owned by the run user, even 0400 (it can chmod it)', 0o400, agent],
     ['readable through the run user’s group', 0o640, { uid: 0, gid: agent.gid }],
+    ['with any group bit (an ACL mask for u:4242:r)', 0o640, { uid: 0, gid: 0 }],
   ])('%s is refused with exit 65', async (_case, mode, owner) => {
     const { path, stats } = await secretFile(mode, owner);
     expect(() => assertHiddenFrom(path, stats, agent)).toThrow(
