@@ -81,13 +81,18 @@ ENV CODEX_HOME=/codex-home \
 VOLUME ["/codex-home", "/var/lib/codexbox/vault"]
 WORKDIR /workspace
 
+# What codexbox build compares to skip a rebuild of the same sources (unknown: built another way).
+ARG CONTEXT_DIGEST=unknown
+ARG CODEXBOX_VERSION=unknown
 LABEL org.opencontainers.image.title="codexbox" \
       org.opencontainers.image.description="The OpenAI Codex CLI in a throw-away container, with your own login and no leaked token" \
       org.opencontainers.image.licenses="Apache-2.0" \
       io.codexbox.codex-version="${CODEX_VERSION}" \
       io.codexbox.codex-uid="${CODEX_UID}" \
       io.codexbox.codex-gid="${CODEX_GID}" \
-      io.codexbox.codex-home="/codex-home"
+      io.codexbox.codex-home="/codex-home" \
+      io.codexbox.version="${CODEXBOX_VERSION}" \
+      io.codexbox.context-digest="${CONTEXT_DIGEST}"
 
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/bin/tini", "--", "codexbox-entrypoint"]

@@ -5,10 +5,21 @@ import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import tarFs from 'tar-fs';
 import { UsageError } from '../common/errors.js';
+import { codexboxVersion } from '../common/version.js';
+import { contextDigest } from './context-digest.js';
 import type { DockerPort } from './docker-port.js';
 
-export const defaultImage = 'codexbox:local';
 export const defaultCodexVersion = '0.169.0';
+
+// Both versions in the name: a newer codexbox or codex never runs a stale image.
+export function versionedImage(codexVersion = defaultCodexVersion): string {
+  return `codexbox:${codexboxVersion}-codex${codexVersion}`;
+}
+
+export const defaultImage = versionedImage();
+// What compose files and the Harbor task template name: `codexbox build` keeps it current too.
+export const localAlias = 'codexbox:local';
+const digestLabel = 'io.codexbox.context-digest';
 
 // What the Dockerfile needs, and nothing else (no node_modules, no .git, no local secrets).
 const contextEntries = [
@@ -33,6 +44,8 @@ export interface BuildImageOptions {
   // PEM bundle trusted during the build (npm) and at run time (codex), for TLS-intercepting proxies.
   extraCaFile?: string;
   progress?: (line: string) => void;
+  // Build even when an image with this name was built from the same context.
+  force?: boolean;
 }
 
 export function findProjectRoot(start = dirname(fileURLToPath(import.meta.url))): string {
@@ -58,13 +71,27 @@ async function readExtraCa(path: string): Promise<Buffer> {
   return pem;
 }
 
-// Builds the codexbox image from this checkout, with the extra CA added to the build context only.
+// Builds the codexbox image from this checkout (or the installed package), with the extra CA added
+// to the build context only. Nothing is built when the image already comes from the same context.
 export async function buildImage(docker: DockerPort, options: BuildImageOptions = {}): Promise<string> {
   const root = findProjectRoot();
-  const tag = options.tag ?? defaultImage;
+  const codexVersion = options.codexVersion ?? defaultCodexVersion;
+  const tag = options.tag ?? versionedImage(codexVersion);
   const extraCa = options.extraCaFile ? await readExtraCa(options.extraCaFile) : undefined;
+  const buildArgs: Record<string, string> = { CODEX_VERSION: codexVersion };
+  if (options.baseImage) buildArgs.BASE_IMAGE = options.baseImage;
+  const entries = contextEntries.filter((entry) => existsSync(join(root, entry)));
+  const digest = await contextDigest(root, entries, { buildArgs, extraCa });
+  const existing = options.force ? undefined : await docker.inspectImage(tag);
+  if (existing?.labels[digestLabel] === digest) {
+    options.progress?.(
+      `${tag} is up to date (built from these sources, codex ${codexVersion}); --force rebuilds\n`,
+    );
+    if (!options.tag) await docker.tagImage(tag, localAlias);
+    return tag;
+  }
   const context = tarFs.pack(root, {
-    entries: contextEntries.filter((entry) => existsSync(join(root, entry))),
+    entries,
     ignore: (name) => name.includes(`${join('image', 'extra-ca')}/`) && !name.endsWith('README.md'),
     finalize: !extraCa,
     finish: (pack) => {
@@ -73,9 +100,12 @@ export async function buildImage(docker: DockerPort, options: BuildImageOptions 
       pack.finalize();
     },
   });
-  const buildArgs: Record<string, string> = { CODEX_VERSION: options.codexVersion ?? defaultCodexVersion };
-  if (options.baseImage) buildArgs.BASE_IMAGE = options.baseImage;
   // tar-fs packs with streamx, which dockerode pipes like any Node stream.
-  await docker.buildImage(context as unknown as Readable, { tag, buildArgs }, options.progress ?? (() => {}));
+  await docker.buildImage(
+    context as unknown as Readable,
+    { tag, buildArgs: { ...buildArgs, CONTEXT_DIGEST: digest, CODEXBOX_VERSION: codexboxVersion } },
+    options.progress ?? (() => {}),
+  );
+  if (!options.tag) await docker.tagImage(tag, localAlias);
   return tag;
 }

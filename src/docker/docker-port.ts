@@ -74,6 +74,8 @@ export interface DockerPort {
     options: { tag: string; buildArgs: Record<string, string> },
     progress: BuildProgress,
   ): Promise<void>;
+  // Gives an image a second name (repo:tag).
+  tagImage(source: string, target: string): Promise<void>;
   createVolume(name: string, labels: Record<string, string>): Promise<void>;
   removeVolume(name: string): Promise<void>;
   listVolumes(labelFilter: string): Promise<ResourceSummary[]>;

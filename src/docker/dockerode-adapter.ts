@@ -141,6 +141,12 @@ export class DockerodeAdapter implements DockerPort {
     await ignoring([404], () => this.#docker.getVolume(name).remove(), `remove volume ${name}`);
   }
 
+  async tagImage(source: string, target: string) {
+    const colon = target.lastIndexOf(':');
+    const [repo, tag] = colon > 0 ? [target.slice(0, colon), target.slice(colon + 1)] : [target, 'latest'];
+    await attempt(() => this.#docker.getImage(source).tag({ repo, tag }), `tag ${source} as ${target}`);
+  }
+
   async listVolumes(labelFilter: string) {
     const result = await attempt(
       () => this.#docker.listVolumes({ filters: { label: [labelFilter] } }),

@@ -1,6 +1,7 @@
 import { PassThrough, Readable, type Writable } from 'node:stream';
 import { pack } from 'tar-stream';
 import { DockerOperationError } from '../../src/common/errors.js';
+import { defaultImage } from '../../src/docker/build-image.js';
 import type {
   AttachedStreams,
   ContainerSpec,
@@ -20,7 +21,7 @@ export class FakeDocker implements DockerPort {
   readonly calls: RecordedCall[] = [];
   readonly volumes = new Map<string, Record<string, string>>();
   readonly containers = new Map<string, { spec: ContainerSpec; archives: { path: string; tar: Buffer }[] }>();
-  readonly images = new Set<string>(['codexbox:local']);
+  readonly images = new Set<string>(['codexbox:local', defaultImage]);
   readonly networks = new Map<string, { spec: NetworkSpec; containers: string[] }>();
   // What the egress proxy container prints (its first line tells that it listens).
   proxyLogLines = ['codexbox-egress-proxy: listening on :3128; allowing api.openai.com\n'];
@@ -40,13 +41,27 @@ export class FakeDocker implements DockerPort {
     this.#record('ping');
   }
 
+  // The context digest each built image carries as a label (see build-image.ts).
+  readonly imageDigests = new Map<string, string>();
+
   async inspectImage(name: string) {
     this.#record('inspectImage', name);
-    return this.images.has(name) ? { id: 'sha256:fake', labels: {}, sizeBytes: 1 } : undefined;
+    const digest = this.imageDigests.get(name);
+    const labels: Record<string, string> = digest ? { 'io.codexbox.context-digest': digest } : {};
+    return this.images.has(name) ? { id: 'sha256:fake', labels, sizeBytes: 1 } : undefined;
   }
 
-  async buildImage() {
-    this.#record('buildImage');
+  async tagImage(source: string, target: string) {
+    this.#record('tagImage', source);
+    this.images.add(target);
+  }
+
+  async buildImage(context: Readable, options: { tag: string; buildArgs: Record<string, string> }) {
+    this.#record('buildImage', options.tag);
+    context.resume();
+    this.images.add(options.tag);
+    if (options.buildArgs.CONTEXT_DIGEST)
+      this.imageDigests.set(options.tag, options.buildArgs.CONTEXT_DIGEST);
   }
 
   async createVolume(name: string, labels: Record<string, string>) {
