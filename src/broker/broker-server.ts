@@ -136,9 +136,13 @@ export class BrokerServer {
         error: 'invalid_request',
         message: 'runId and ttlSeconds (within the maximum) are required',
       });
-    const { lease, token } = await this.#options.leases.issue(runId, ttlSeconds * 1000);
+    await this.#grant(runId, ttlSeconds * 1000, response);
+  }
+
+  async #grant(runId: string, ttlMs: number, response: ServerResponse, outcome?: string): Promise<void> {
+    const { lease, token } = await this.#options.leases.issue(runId, ttlMs);
     this.counters.leasesIssued++;
-    await this.#options.audit.record({ event: 'lease-issued', lease: lease.id, runId });
+    await this.#options.audit.record({ event: 'lease-issued', lease: lease.id, runId, outcome });
     send(response, 201, {
       id: lease.id,
       lease: token,
@@ -166,19 +170,7 @@ export class BrokerServer {
         message: reason,
       });
     }
-    const runId =
-      `${claims.repository}.${String(claims.run_id ?? 'run')}.${String(claims.run_attempt ?? '1')}`
-        .replace(/[^\w.-]/g, '.')
-        .slice(0, 128);
-    const { lease, token: leaseToken } = await this.#options.leases.issue(runId, oidc.leaseTtlSeconds * 1000);
-    this.counters.leasesIssued++;
-    await this.#options.audit.record({ event: 'lease-issued', lease: lease.id, runId, outcome: 'oidc' });
-    send(response, 201, {
-      id: lease.id,
-      lease: leaseToken,
-      runId,
-      expiresAt: new Date(lease.expiresAt).toISOString(),
-    });
+    await this.#grant(oidcRunId(claims), oidc.leaseTtlSeconds * 1000, response, 'oidc');
   }
 
   async #revoke(id: string, response: ServerResponse): Promise<void> {

@@ -126,12 +126,19 @@ describe('OIDC leases for CI jobs', () => {
 
   it('grants a lease scoped to the job for a token that matches the policy', async () => {
     const { issuer, ask } = await start();
-    const answer = await ask(issuer.mint({}));
+    const token = issuer.mint({ jti: 'job-token-1' });
+    const answer = await ask(token);
     expect(answer.status).toBe(201);
     expect(answer.body).toMatchObject({
-      runId: 'acme.evals.4242.1',
+      runId: 'acme~evals.4242.1',
       lease: expect.stringMatching(/^cbl_lease-/),
     });
+    // One token, one lease: a replayed token gets nothing more.
+    const replayed = await ask(token);
+    expect(replayed.status).toBe(403);
+    expect((replayed.body as { message: string }).message).toBe(
+      'the token was already exchanged for a lease',
+    );
   });
 
   it.each([
