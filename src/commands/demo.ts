@@ -37,7 +37,8 @@ async function ensureImage(
   if (await docker.inspectImage(image)) return;
   context.stderr(`codexbox: building ${image} (first run only; installs @openai/codex from npm)\n`);
   await buildImage(docker, {
-    tag: image,
+    // The default name also gets the codexbox:local alias the compose files use.
+    tag: image === defaultImage ? undefined : image,
     baseImage: options.baseImage,
     extraCaFile: options.extraCa,
     progress: (line) => {
