@@ -1,4 +1,4 @@
-import type { LeaseFile } from '../src/broker/broker-client.js';
+import type { LeaseFile } from '../src/broker/lease-file.js';
 import { AuthDocument } from '../src/common/auth-document.js';
 import { type KeyedProvider, keyedProviders, openaiBaseUrl } from '../src/common/model-providers.js';
 import type { Redactor } from '../src/common/redactor.js';

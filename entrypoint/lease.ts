@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { type LeaseFile, parseLeaseFile, pinnedFetch } from '../src/broker/broker-client.js';
+import { type LeaseFile, parseLeaseFile } from '../src/broker/lease-file.js';
 import { AuthDocument } from '../src/common/auth-document.js';
 import { InvalidConfigError, ReloginRequiredError } from '../src/common/errors.js';
 import { assertHiddenFrom, type RunUserIds } from '../src/common/hidden-from.js';
@@ -48,9 +48,15 @@ export async function loadLease(options: {
   return lease;
 }
 
-// Trusts the broker's CA alone for the broker's address.
+// Trusts the broker's CA alone for the broker's address. The HTTPS client loads on the first
+// refresh, not with every entrypoint start: most runs hold no lease.
 export function leaseRefreshClient(lease: LeaseFile): RefreshClientOptions {
-  return { url: lease.url, fetch: pinnedFetch(lease.ca), attempts: 3 };
+  let pinned: Promise<typeof fetch> | undefined;
+  const fetchPinned = (async (url: string, init: RequestInit) => {
+    pinned ??= import('../src/broker/broker-client.js').then((client) => client.pinnedFetch(lease.ca));
+    return (await pinned)(url, init);
+  }) as typeof fetch;
+  return { url: lease.url, fetch: fetchPinned, attempts: 3 };
 }
 
 // The run's first credential: fresh access and id tokens from the broker, no refresh token.

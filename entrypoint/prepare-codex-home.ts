@@ -1,4 +1,4 @@
-import type { LeaseFile } from '../src/broker/broker-client.js';
+import type { LeaseFile } from '../src/broker/lease-file.js';
 import type { AuthDocument } from '../src/common/auth-document.js';
 import type { AuthMetadata, RefreshResultClass } from '../src/common/auth-metadata.js';
 import { formatDuration } from '../src/common/duration.js';

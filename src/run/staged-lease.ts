@@ -1,6 +1,6 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseLeaseFile } from '../broker/broker-client.js';
+import { parseLeaseFile } from '../broker/lease-file.js';
 import type { DroppedKey } from '../common/config-sanitizer.js';
 import { readCredentialFile } from '../common/read-credential-file.js';
 import type { Redactor } from '../common/redactor.js';
