@@ -66,7 +66,7 @@ Options:
     }
     const encryptEnv = values['encrypt-env'];
     // Checked before any refresh: a bad key must not cost the login a rotation.
-    const sealKey = encryptEnv === undefined ? undefined : sealKeyFrom(context.env, encryptEnv);
+    const sealKey = encryptEnv === undefined ? undefined : await sealKeyFrom(context.env, encryptEnv);
     const located = await locateCredentials({
       env: context.env,
       codexHome: values['codex-home'],

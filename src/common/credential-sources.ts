@@ -1,10 +1,10 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { AuthDocument, validateApiKey } from './auth-document.js';
 import type { CredentialSourceKind } from './auth-metadata.js';
 import { ConflictingSourcesError, CredentialsNotFoundError, InvalidCredentialsError } from './errors.js';
-import { assertHiddenFrom, type RunUserIds } from './hidden-from.js';
+import type { RunUserIds } from './hidden-from.js';
 import { readCredentialFile } from './read-credential-file.js';
 import type { Redactor } from './redactor.js';
 import { isSealed, openSealed, sealKeyFrom, sealKeyVariable } from './sealed-credential.js';
@@ -63,8 +63,7 @@ async function readEnvOrFile(
   const filePath = env[`${name}_FILE`];
   if (direct) return { value: direct, kind, name, warnings: [] };
   if (!filePath) return undefined;
-  if (hiddenFrom) assertHiddenFrom(filePath, statSync(filePath), hiddenFrom);
-  const file = await readCredentialFile(filePath);
+  const file = await readCredentialFile(filePath, { hiddenFrom });
   return { value: file.text, kind: 'env-file', name: `${name}_FILE`, warnings: file.warnings };
 }
 
@@ -121,7 +120,7 @@ export async function openIfSealed(
   env: NodeJS.ProcessEnv,
   hiddenFrom: RunUserIds | undefined,
 ): Promise<string> {
-  if (isSealed(text)) return openSealed(text, sealKeyFrom(env, sealKeyVariable, hiddenFrom), origin);
+  if (isSealed(text)) return openSealed(text, await sealKeyFrom(env, sealKeyVariable, hiddenFrom), origin);
   if (env[sealKeyVariable] || env[`${sealKeyVariable}_FILE`]) {
     throw new InvalidCredentialsError(`${origin} is not sealed, but ${sealKeyVariable} is set`, {
       hint: `Hand over the file sealed (codexbox auth export … --encrypt-env ${sealKeyVariable}), or unset ${sealKeyVariable} to accept a plain one.`,

@@ -1,5 +1,6 @@
 import { lstat, open, realpath } from 'node:fs/promises';
 import { CredentialsNotFoundError, FileIoError, PermissionDeniedError, UnsafeFileError } from './errors.js';
+import { assertHiddenFrom, type RunUserIds } from './hidden-from.js';
 import { openUntrusted } from './regular-file.js';
 
 export const defaultMaxCredentialBytes = 1024 * 1024;
@@ -50,7 +51,13 @@ function translateReadError(error: unknown, path: string): Error {
 // `followSymlinks: false` (a directory another uid can write: a link there is refused).
 export async function readCredentialFile(
   path: string,
-  options: { maxBytes?: number; expectedUid?: number; followSymlinks?: boolean } = {},
+  options: {
+    maxBytes?: number;
+    expectedUid?: number;
+    followSymlinks?: boolean;
+    // Root reading a secret for the vault: refused if this (run) user could read it too.
+    hiddenFrom?: RunUserIds;
+  } = {},
 ): Promise<CredentialFile> {
   const maxBytes = options.maxBytes ?? defaultMaxCredentialBytes;
   const warnings: string[] = [];
@@ -75,6 +82,7 @@ export async function readCredentialFile(
           hint: 'Point codexbox at a regular auth.json file.',
         });
       }
+      if (options.hiddenFrom) assertHiddenFrom(path, stats, options.hiddenFrom);
       if (stats.size > maxBytes) {
         throw new UnsafeFileError(`${path} is ${stats.size} bytes, over the ${maxBytes}-byte limit`, {
           hint: 'This is not a credential file codex wrote; check the path.',

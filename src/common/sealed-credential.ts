@@ -1,12 +1,12 @@
 import { createCipheriv, createDecipheriv, randomBytes, scrypt } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
 import {
   InvalidConfigError,
   InvalidCredentialsError,
   SealedCredentialRejectedError,
   UnsafeFileError,
 } from './errors.js';
-import { assertHiddenFrom, type RunUserIds } from './hidden-from.js';
+import type { RunUserIds } from './hidden-from.js';
+import { readCredentialFile } from './read-credential-file.js';
 import { Secret } from './secret.js';
 
 // An exported credential sealed for a hand-off through an untrusted store (a CI workflow artifact,
@@ -35,23 +35,26 @@ const keyHint = `Set ${sealKeyVariable} to the key it was sealed with (a secret 
 
 // The sealing key from the environment (or NAME_FILE, a mounted secret): never from argv, never
 // short enough to guess offline.
-export function sealKeyFrom(
+export async function sealKeyFrom(
   env: NodeJS.ProcessEnv,
   variable = sealKeyVariable,
   hiddenFrom?: RunUserIds,
-): Secret {
+): Promise<Secret> {
   const file = env[`${variable}_FILE`];
-  const value = env[variable] || (file ? readKeyFile(file, variable, hiddenFrom) : undefined);
+  const value = env[variable] || (file ? await readKeyFile(file, variable, hiddenFrom) : undefined);
   if (!value) throw new InvalidConfigError(`${variable} is not set`, { hint: keyHint });
   if (value.length < minKeyLength)
     throw new InvalidConfigError(`${variable} is shorter than ${minKeyLength} characters`, { hint: keyHint });
   return new Secret(value);
 }
 
-function readKeyFile(path: string, variable: string, hiddenFrom: RunUserIds | undefined): string {
+async function readKeyFile(
+  path: string,
+  variable: string,
+  hiddenFrom: RunUserIds | undefined,
+): Promise<string> {
   try {
-    if (hiddenFrom) assertHiddenFrom(path, statSync(path), hiddenFrom);
-    return readFileSync(path, 'utf8').trim();
+    return (await readCredentialFile(path, { hiddenFrom })).text.trim();
   } catch (error) {
     if (error instanceof UnsafeFileError) throw error;
     throw new InvalidConfigError(`${variable}_FILE (${path}) cannot be read`, { hint: keyHint });

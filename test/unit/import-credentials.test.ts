@@ -61,6 +61,22 @@ describe.runIf(asRoot)('importing a run’s first credential', () => {
     );
   });
 
+  it('refuses a key file the run user could read, when root imports it for the vault', async () => {
+    const { codexHome, secretsDir } = await setup();
+    const keyFile = join(secretsDir, 'key');
+    await writeFile(keyFile, `sk-proj-${'a'.repeat(40)}\n`, { mode: 0o644 });
+    const owner = { uid: 4242, gid: 4242 };
+    const env = { CODEX_API_KEY_FILE: keyFile };
+    await expect(
+      importCredentials({ codexHome, secretsDir, env, owner, redactor: new Redactor(), now: new Date() }),
+    ).rejects.toThrow(
+      expect.objectContaining({
+        exitCode: 65,
+        message: expect.stringContaining('can be read by the run user'),
+      }),
+    );
+  });
+
   it('checks every mounted secret on every start', async () => {
     const { secretsDir } = await setup();
     const lease = join(secretsDir, 'codexbox_lease');

@@ -56,11 +56,13 @@ describe('sealed credentials', () => {
     );
   });
 
-  it('take the key from the environment or a _FILE, refusing a missing or short one with exit 78', () => {
-    expect(() => sealKeyFrom({})).toThrow(expect.objectContaining({ exitCode: 78 }));
-    expect(() => sealKeyFrom({ CODEXBOX_AUTH_KEY: 'short' })).toThrow(/shorter than 32/);
-    expect(sealKeyFrom({ MY_KEY: key.reveal() }, 'MY_KEY').reveal()).toBe(key.reveal());
-    expect(() => sealKeyFrom({ CODEXBOX_AUTH_KEY_FILE: '/nonexistent/key' })).toThrow(/cannot be read/);
+  it('take the key from the environment or a _FILE, refusing a missing or short one with exit 78', async () => {
+    await expect(sealKeyFrom({})).rejects.toThrow(expect.objectContaining({ exitCode: 78 }));
+    await expect(sealKeyFrom({ CODEXBOX_AUTH_KEY: 'short' })).rejects.toThrow(/shorter than 32/);
+    expect((await sealKeyFrom({ MY_KEY: key.reveal() }, 'MY_KEY')).reveal()).toBe(key.reveal());
+    await expect(sealKeyFrom({ CODEXBOX_AUTH_KEY_FILE: '/nonexistent/key' })).rejects.toThrow(
+      /cannot be read/,
+    );
   });
 
   it('do not mistake a plain auth.json for a sealed one', () => {
