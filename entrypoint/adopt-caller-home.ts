@@ -5,10 +5,9 @@ import { writeFileAtomic } from '../src/common/atomic-write.js';
 import { AuthDocument } from '../src/common/auth-document.js';
 import type { Redactor } from '../src/common/redactor.js';
 import type { CallerHome } from './caller-home.js';
+import { isConfigFileName } from './codex-config.js';
 import type { Owner } from './secure-codex-home.js';
 import type { Vault } from './vault.js';
-
-const configName = /^(config\.toml|[A-Za-z0-9_-]+\.config\.toml)$/;
 
 // A root caller's CODEX_HOME becomes this run's setup: its credential goes into the root-only
 // vault (again only when the caller's file changed, so a rotation the broker kept there is not
@@ -36,7 +35,7 @@ export async function adoptCallerHome(options: {
     }
   }
   for (const name of await readdir(options.codexHome)) {
-    if (configName.test(name) && !(name in caller.configFiles))
+    if (isConfigFileName(name) && !(name in caller.configFiles))
       await rm(join(options.codexHome, name), { force: true });
   }
   for (const [name, text] of Object.entries(caller.configFiles))

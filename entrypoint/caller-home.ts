@@ -3,6 +3,7 @@ import { type FileHandle, lstat, readdir, readlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { InvalidConfigError, UnsafeFileError } from '../src/common/errors.js';
 import { withRegularFile } from '../src/common/regular-file.js';
+import { isConfigFileName } from './codex-config.js';
 import { entryOf, openRootPath, rootOnly } from './root-path.js';
 
 // The CODEX_HOME a root caller of `codex` prepared for itself — Harbor's codex agent makes
@@ -17,7 +18,6 @@ export interface CallerHome {
   configFiles: Record<string, string>;
 }
 
-const configName = /^(config\.toml|[A-Za-z0-9_-]+\.config\.toml)$/;
 const maxFileBytes = 1024 * 1024;
 
 function unsafe(path: string, why: string): UnsafeFileError {
@@ -78,7 +78,7 @@ export async function readCallerHome(path: string): Promise<CallerHome> {
   try {
     const configFiles: Record<string, string> = {};
     for (const name of (await readdir(entryOf(home, '.'))).sort()) {
-      if (configName.test(name)) configFiles[name] = await readRootFile(home, name, join(path, name));
+      if (isConfigFileName(name)) configFiles[name] = await readRootFile(home, name, join(path, name));
     }
     return { path, auth: await readAuth(home, path), configFiles };
   } finally {

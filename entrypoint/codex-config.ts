@@ -19,6 +19,11 @@ export interface CodexConfig {
 
 const profileFile = /^[A-Za-z0-9_-]+\.config\.toml$/;
 
+// config.toml and the profile files beside it (NAME.config.toml).
+export function isConfigFileName(name: string): boolean {
+  return name === 'config.toml' || profileFile.test(name);
+}
+
 async function sanitizeFile(
   codexHome: string,
   name: string,

@@ -8,7 +8,7 @@ import { readCredentialFile } from '../src/common/read-credential-file.js';
 import type { Redactor } from '../src/common/redactor.js';
 import { findGuardMarkers } from './guard-marker.js';
 
-const mountedSecretVariables: Record<string, string> = {
+export const mountedSecretVariables: Record<string, string> = {
   codex_auth_json: 'CODEX_AUTH_JSON_FILE',
   codex_api_key: 'CODEX_API_KEY_FILE',
   openai_api_key: 'OPENAI_API_KEY_FILE',

@@ -12,8 +12,11 @@ import type { Vault } from './vault.js';
 // A run that gets its tokens from a codexbox broker holds a lease, never a refresh token: the
 // lease file (CODEXBOX_LEASE_FILE, or the secret /run/secrets/codexbox_lease) goes into the
 // root-only vault on the first start; codex's refreshes reach the broker through the entrypoint.
+export const leaseFileVariable = 'CODEXBOX_LEASE_FILE';
+export const leaseSecretName = 'codexbox_lease';
+
 export function leaseFileFrom(env: NodeJS.ProcessEnv, secretsDir: string): string {
-  return env.CODEXBOX_LEASE_FILE || join(secretsDir, 'codexbox_lease');
+  return env[leaseFileVariable] || join(secretsDir, leaseSecretName);
 }
 
 // Root reads the lease only if the run user could not: a secret mounted 0444 (Docker's default)

@@ -3,11 +3,10 @@ import { access, chmod, lstat, open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chownTree, ignoreMissing, type Owner } from '../src/common/chown-tree.js';
 import { InvalidConfigError, PermissionDeniedError } from '../src/common/errors.js';
+import { isConfigFileName } from './codex-config.js';
 import { isGuardMarker } from './guard-marker.js';
 
 export type { Owner };
-
-const credentialFile = /^(auth\.json|config\.toml|[A-Za-z0-9_-]+\.config\.toml)$/;
 
 // CODEX_HOME for the run user: the tree theirs, the directory 0700, credential files 0600.
 export async function secureCodexHome(codexHome: string, owner: Owner): Promise<number> {
@@ -20,7 +19,7 @@ export async function secureCodexHome(codexHome: string, owner: Owner): Promise<
   const changed = await chownTree(codexHome, owner, { leaveAlone: isGuardMarker });
   if ((stats.mode & 0o777) !== 0o700) await chmod(codexHome, 0o700);
   for (const name of await readdir(codexHome)) {
-    if (credentialFile.test(name)) await restrictMode(join(codexHome, name));
+    if (name === 'auth.json' || isConfigFileName(name)) await restrictMode(join(codexHome, name));
   }
   return changed;
 }
