@@ -5,6 +5,7 @@ import { extractUntrustedArchive } from '../artifacts/extract-archive.js';
 import { readArchivedFile } from '../artifacts/read-archived-file.js';
 import { defaultRunsRoot, openRunDirectory, type RunDirectory } from '../artifacts/run-directory.js';
 import { AuthDocument } from '../common/auth-document.js';
+import type { DroppedKey } from '../common/config-sanitizer.js';
 import { type LocatedCredentials, locateCredentials } from '../common/credential-sources.js';
 import { ImageNotFoundError, isCodexboxError, UsageError } from '../common/errors.js';
 import { ExitCode, signalExitCode } from '../common/exit-codes.js';
@@ -160,12 +161,24 @@ async function stageLease(
 ): Promise<StagedRun> {
   const staged = await prepareStagedLease({ ...options, env: deps.env, redactor: deps.redactor });
   for (const warning of staged.warnings) deps.log(`warning: ${warning}`);
-  if (staged.dropped.length > 0)
-    deps.log(`config.toml: dropped ${staged.dropped.map((d) => d.key).join(', ')}`);
+  await createRunVolume(staged.dropped, options, deps, cleanup, result);
+  return { leaseFiles: staged.files };
+}
+
+// The run's own CODEX_HOME volume, removed afterwards unless --keep; what the sanitizer dropped
+// from config.toml is said once.
+async function createRunVolume(
+  dropped: DroppedKey[],
+  options: RunCodexOptions,
+  deps: RunCodexDeps,
+  cleanup: CleanupStack,
+  result: RunCodexResult,
+): Promise<void> {
+  if (dropped.length > 0) deps.log(`config.toml: dropped ${dropped.map((d) => d.key).join(', ')}`);
   result.volume = await createCodexHomeVolume(deps.docker, result.runId);
   const volume = result.volume;
   if (!options.keep) cleanup.defer(`remove volume ${volume}`, () => deps.docker.removeVolume(volume));
-  return { leaseFiles: staged.files };
+  else deps.log(`keeping volume ${volume} (--keep)`);
 }
 
 // Decides what the container gets and makes its CODEX_HOME volume (or takes a staged one).
@@ -175,7 +188,7 @@ async function stageRun(
   cleanup: CleanupStack,
   result: RunCodexResult,
 ): Promise<StagedRun> {
-  const { docker, redactor } = deps;
+  const { redactor } = deps;
   if (options.volume) {
     result.volume = options.volume;
     return {};
@@ -196,12 +209,7 @@ async function stageRun(
   const lock = staged.lock;
   if (lock) cleanup.defer('release the auth.json lock', () => lock.release());
   if (staged.hostRefresh === 'refreshed') deps.log('refreshed the access token on the host before staging');
-  if (staged.dropped.length > 0)
-    deps.log(`config.toml: dropped ${staged.dropped.map((d) => d.key).join(', ')}`);
-  result.volume = await createCodexHomeVolume(docker, result.runId);
-  const volume = result.volume;
-  if (!options.keep) cleanup.defer(`remove volume ${volume}`, () => docker.removeVolume(volume));
-  else deps.log(`keeping volume ${volume} (--keep)`);
+  await createRunVolume(staged.dropped, options, deps, cleanup, result);
   return { located, staged };
 }
 
