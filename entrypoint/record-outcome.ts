@@ -17,7 +17,7 @@ import type { CredentialGuard } from './credential-guard.js';
 import type { Log } from './log.js';
 import type { PreparedCodexHome } from './prepare-codex-home.js';
 import type { RunUser } from './run-user.js';
-import { collectRollouts, metadataFile, writeArtifactsAs } from './write-run-artifacts.js';
+import { type ArtifactFile, metadataFile, writeArtifactsAs } from './write-run-artifacts.js';
 
 // What one entrypoint run learned on its way, for the metadata written whatever the outcome.
 export interface RunState {
@@ -85,6 +85,8 @@ function buildMetadata(
 export async function recordOutcome(
   state: RunState,
   outcome: AuthMetadata['outcome'],
+  // This run's redacted rollouts (none when codex did not run).
+  rollouts: ArtifactFile[],
   redactor: Redactor,
   log: Log,
 ): Promise<void> {
@@ -92,17 +94,7 @@ export async function recordOutcome(
   const owner = state.isRoot ? state.user : undefined;
   try {
     const after = state.prepared ? await summarizeCodexAuth(state, redactor) : null;
-    const files = [metadataFile(buildMetadata(state, outcome, after))];
-    if (outcome.source === 'child') {
-      files.push(
-        ...(await collectRollouts({
-          codexHome: state.config.codexHome,
-          since: state.startedAt,
-          redactor,
-          owner,
-        })),
-      );
-    }
+    const files = [metadataFile(buildMetadata(state, outcome, after)), ...rollouts];
     await writeArtifactsAs(state.config.artifactsDir, files, owner);
   } catch (error) {
     log.warn(

@@ -195,60 +195,34 @@ describe.skipIf(!environment.available)('a codexbox broker for runs on other hos
     );
   });
 
-  it('codexbox run --lease: a run on this machine with a lease and no credential of its own', async () => {
-    const lease = await leaseFor('fleet-cli', '127.0.0.1');
+  // `codexbox run --lease` on this machine: a config that reaches the mock at `gateway`, and the
+  // lease as the run's only credential.
+  async function codexboxRunOnLease(runId: string, gateway: string, networkFlags: string[]) {
+    const lease = await leaseFor(runId, gateway);
     const home = await artifactsDir();
-    await writeFile(join(home, 'config.toml'), backend.codexConfig('127.0.0.1'));
-    const run = await codexbox(
-      [
-        'run',
-        '--image',
-        environment.image,
-        '--network',
-        'host',
-        '--lease',
-        lease,
-        '--codex-home',
-        home,
-      ].concat([
+    await writeFile(join(home, 'config.toml'), backend.codexConfig(gateway));
+    const artifacts = join(await artifactsDir(), 'run');
+    return codexbox(
+      ['run', '--image', environment.image, ...networkFlags, '--lease', lease, '--codex-home', home].concat([
         '--artifacts',
-        join(await artifactsDir(), 'run'),
+        artifacts,
         '--',
         'exec',
         '--skip-git-repo-check',
         'hi',
       ]),
     );
+  }
+
+  it('codexbox run --lease: a run on this machine with a lease and no credential of its own', async () => {
+    const run = await codexboxRunOnLease('fleet-cli', '127.0.0.1', ['--network', 'host']);
     expect(run.exitCode, output(run)).toBe(0);
     expect(run.stdout).toMatch(/FLEET-\d/);
     expect(findLeaks(output(run), [canaries.refreshToken])).toEqual([]);
   });
 
   it('codexbox run --lease --network-policy model-only: the broker is reached through the egress proxy', async () => {
-    const bridgeGateway = gateways[3]!;
-    const lease = await leaseFor('fleet-egress', bridgeGateway);
-    const home = await artifactsDir();
-    await writeFile(join(home, 'config.toml'), backend.codexConfig(bridgeGateway));
-    const run = await codexbox(
-      [
-        'run',
-        '--image',
-        environment.image,
-        '--network-policy',
-        'model-only',
-        '--lease',
-        lease,
-        '--codex-home',
-        home,
-      ].concat([
-        '--artifacts',
-        join(await artifactsDir(), 'run'),
-        '--',
-        'exec',
-        '--skip-git-repo-check',
-        'hi',
-      ]),
-    );
+    const run = await codexboxRunOnLease('fleet-egress', gateways[3]!, ['--network-policy', 'model-only']);
     expect(run.exitCode, output(run)).toBe(0);
     expect(run.stdout).toMatch(/FLEET-\d/);
   });
