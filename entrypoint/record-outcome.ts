@@ -17,7 +17,7 @@ import type { CredentialGuard } from './credential-guard.js';
 import type { Log } from './log.js';
 import type { PreparedCodexHome } from './prepare-codex-home.js';
 import type { RunUser } from './run-user.js';
-import { type ArtifactFile, metadataFile, writeArtifactsAs } from './write-run-artifacts.js';
+import { type ArtifactFile, collectRollouts, metadataFile, writeArtifactsAs } from './write-run-artifacts.js';
 
 // What one entrypoint run learned on its way, for the metadata written whatever the outcome.
 export interface RunState {
@@ -80,21 +80,54 @@ function buildMetadata(
   };
 }
 
+// What a run leaves for its records: codex's auth.json as it is now, and this run's rollouts.
+export interface RunOutput {
+  after: IdentitySummary | null;
+  rollouts: ArtifactFile[];
+}
+
+// Codex's auth.json is parsed first: a token codex rotated itself (no guard without root) is then
+// known to the redactor before the rollouts that may quote it are read and redacted. Rollouts are
+// read once, for the artifacts and a root caller's hand-back, only when codex ran and one of them
+// wants them.
+export async function readRunOutput(
+  state: RunState,
+  codexRan: boolean,
+  redactor: Redactor,
+  log: Log,
+): Promise<RunOutput> {
+  const { config, isRoot } = state;
+  const after = state.prepared ? await summarizeCodexAuth(state, redactor) : null;
+  const wanted = (config.metadata && state.artifacts) || (config.callerHome !== undefined && isRoot);
+  if (!codexRan || !wanted) return { after, rollouts: [] };
+  try {
+    const owner = isRoot ? state.user : undefined;
+    const rollouts = await collectRollouts({
+      codexHome: config.codexHome,
+      since: state.startedAt,
+      redactor,
+      owner,
+    });
+    return { after, rollouts };
+  } catch (error) {
+    log.warn(`could not read this run's session rollouts (${redactor.redact((error as Error).message)})`);
+    return { after, rollouts: [] };
+  }
+}
+
 // Writes auth-metadata.json (and, after codex ran, its redacted rollouts) as the run user;
 // never fails the run. Runs only once no process of the agent's uid is left.
 export async function recordOutcome(
   state: RunState,
   outcome: AuthMetadata['outcome'],
-  // This run's redacted rollouts (none when codex did not run).
-  rollouts: ArtifactFile[],
+  output: RunOutput,
   redactor: Redactor,
   log: Log,
 ): Promise<void> {
   if (!state.config.metadata || !state.artifacts) return;
   const owner = state.isRoot ? state.user : undefined;
   try {
-    const after = state.prepared ? await summarizeCodexAuth(state, redactor) : null;
-    const files = [metadataFile(buildMetadata(state, outcome, after)), ...rollouts];
+    const files = [metadataFile(buildMetadata(state, outcome, output.after)), ...output.rollouts];
     await writeArtifactsAs(state.config.artifactsDir, files, owner);
   } catch (error) {
     log.warn(

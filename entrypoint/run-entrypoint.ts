@@ -23,17 +23,12 @@ import { guardCredential } from './credential-guard.js';
 import { defuseLogsDirectory } from './defuse-logs.js';
 import { createLog, type Log } from './log.js';
 import { prepareCodexHome, refreshClassOf } from './prepare-codex-home.js';
-import { type RunState, recordOutcome } from './record-outcome.js';
+import { type RunOutput, type RunState, readRunOutput, recordOutcome } from './record-outcome.js';
 import { adoptRunUser, type RunUser, resolveRunUser } from './run-user.js';
 import { assertUsableWithoutRoot, secureCodexHome } from './secure-codex-home.js';
 import { type ChildOutcome, superviseChild } from './supervise.js';
 import { Vault } from './vault.js';
-import {
-  type ArtifactFile,
-  collectRollouts,
-  prepareArtifactsDirectory,
-  writeArtifactsAs,
-} from './write-run-artifacts.js';
+import { type ArtifactFile, prepareArtifactsDirectory, writeArtifactsAs } from './write-run-artifacts.js';
 
 function currentUser(): RunUser {
   return {
@@ -170,21 +165,6 @@ async function finishRun(state: RunState, log: Log): Promise<void> {
     await state.prepared.vault.writeCredential(kept);
 }
 
-// This run's rollouts, read once (as the agent's files, redacted) for the artifacts and for a root
-// caller's hand-back; only when one of them wants them.
-async function collectRunRollouts(state: RunState, redactor: Redactor, log: Log): Promise<ArtifactFile[]> {
-  const { config, isRoot } = state;
-  const wanted = (config.metadata && state.artifacts) || (config.callerHome !== undefined && isRoot);
-  if (!wanted) return [];
-  try {
-    const owner = isRoot ? state.user : undefined;
-    return await collectRollouts({ codexHome: config.codexHome, since: state.startedAt, redactor, owner });
-  } catch (error) {
-    log.warn(`could not read this run's session rollouts (${redactor.redact((error as Error).message)})`);
-    return [];
-  }
-}
-
 // A root caller with its own CODEX_HOME (Harbor) looks for codex's sessions there afterwards:
 // this run's rollouts, redacted, written by root into that root-only directory.
 async function handBackSessions(
@@ -250,7 +230,7 @@ async function runCodex(
     artifacts: false,
   };
   let outcome: ChildOutcome;
-  let rollouts: ArtifactFile[];
+  let output: RunOutput;
   try {
     await prepare(state, args, redactor, log);
     await startGuard(state, redactor, log);
@@ -259,21 +239,21 @@ async function runCodex(
     } finally {
       await finishRun(state, log);
     }
-    rollouts = await collectRunRollouts(state, redactor, log);
-    await handBackSessions(state, rollouts, redactor, log);
+    output = await readRunOutput(state, true, redactor, log);
+    await handBackSessions(state, output.rollouts, redactor, log);
   } catch (error) {
     const failure = asCodexboxError(error, 'preparing CODEX_HOME');
     state.refresh = refreshClassOf(failure) ?? state.refresh;
     log.failure(failure);
     if (!isCodexboxError(error)) log.warn(redactor.redact(String((error as Error)?.stack ?? error)));
     const failed = { source: 'entrypoint' as const, exitCode: failure.exitCode, kind: failure.code };
-    await recordOutcome(state, failed, [], redactor, log);
+    await recordOutcome(state, failed, await readRunOutput(state, false, redactor, log), redactor, log);
     return failure.exitCode;
   }
   await recordOutcome(
     state,
     { source: 'child', exitCode: outcome.exitCode, kind: outcome.kind },
-    rollouts,
+    output,
     redactor,
     log,
   );

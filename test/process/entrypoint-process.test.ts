@@ -141,6 +141,37 @@ describe.skipIf(!isRoot && !process.env.CI)('the entrypoint as a real process', 
     expect(findLeaks(run.stdout + run.stderr, canaries.all)).toEqual([]);
   });
 
+  // Without root there is no guard: codex refreshes itself, and only its auth.json holds the new
+  // tokens. They must be known to the redactor before the rollouts that quote them are written.
+  it('started without root, keeps tokens codex rotated itself out of the artifacts', async () => {
+    const canaries = makeCanaries();
+    const rotated = makeCanaries();
+    const paths = await setUp(chatgptAuthJson(canaries));
+    await execa('chown', ['-R', 'nobody:nogroup', paths.codexHome, paths.artifacts]);
+    await chmod(paths.codexHome, 0o700);
+    const run = await execa(
+      'setpriv',
+      ['--reuid=nobody', '--regid=nogroup', '--clear-groups', 'node', bundle, 'exec'],
+      {
+        reject: false,
+        extendEnv: false,
+        env: {
+          PATH: `${paths.bin}:/usr/bin:/bin`,
+          CODEX_HOME: paths.codexHome,
+          CODEXBOX_ARTIFACTS_DIR: paths.artifacts,
+          CODEXBOX_PASS_ENV: 'FAKE_CODEX_MODE,FAKE_CODEX_ID,FAKE_CODEX_ROTATED',
+          FAKE_CODEX_MODE: 'rotate-and-log',
+          FAKE_CODEX_ID: rotated.accessToken,
+          FAKE_CODEX_ROTATED: rotated.refreshToken,
+        },
+      },
+    );
+    expect(run.exitCode, run.stderr).toBe(0);
+    const rollout = await readFile(join(paths.artifacts, 'sessions/2026/12/02/rollout-x.jsonl'), 'utf8');
+    expect(rollout).toContain('[REDACTED]');
+    expect(findLeaks(rollout, [rotated.refreshToken])).toEqual([]);
+  });
+
   it('fixes the mode of auth.json to 0600 and hands CODEX_HOME to the run user', async () => {
     const paths = await setUp(chatgptAuthJson(makeCanaries()));
     await startEntrypoint(['exec'], paths, { FAKE_CODEX_MODE: 'exit-with', FAKE_CODEX_CODE: '0' });
