@@ -2,6 +2,14 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
+    // `--tags-filter codex-fidelity` (scripts/codex-fidelity.sh): what codexbox relies on in codex itself.
+    tags: [
+      {
+        name: 'codex-fidelity',
+        description:
+          'codex behaviour codexbox relies on: login status, its refresh request, refresh_token "" accepted, two turns + resume',
+      },
+    ],
     projects: [
       {
         extends: true,

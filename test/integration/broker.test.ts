@@ -56,7 +56,9 @@ describe.skipIf(!environment.available)('the refresh broker with the real codex'
   });
   afterEach(async () => backend.close());
 
-  it('codex refreshes mid-run through the broker; upstream sees the real token once; it comes back afterwards', async () => {
+  it('codex refreshes mid-run through the broker; upstream sees the real token once; it comes back afterwards', {
+    tags: ['codex-fidelity'],
+  }, async () => {
     const canaries = makeCanaries({ exp: fourMinutes() });
     backend.acceptRefreshToken(canaries.refreshToken, canaries.identity);
     const volume = await stage([
@@ -85,7 +87,9 @@ describe.skipIf(!environment.available)('the refresh broker with the real codex'
     expect(findLeaks(output(run), [...canaries.all, rotated])).toEqual([]);
   });
 
-  it('as the codex uid, a running container holds the refresh token nowhere it can read', async () => {
+  it('as the codex uid, a running container holds the refresh token nowhere it can read', {
+    tags: ['codex-fidelity'],
+  }, async () => {
     const canaries = makeCanaries();
     const slow = await MockBackend.start({ responseDelayMs: 5_000 });
     try {

@@ -1,14 +1,17 @@
 import { existsSync } from 'node:fs';
 import { execa } from 'execa';
 import type { TestProject } from 'vitest/node';
-import { buildImage } from '../../src/docker/build-image.js';
+import { buildImage, defaultCodexVersion } from '../../src/docker/build-image.js';
 import { DockerodeAdapter } from '../../src/docker/dockerode-adapter.js';
+import { resolveTestCodexVersion } from './support/codex-version.js';
 
 export interface IntegrationEnvironment {
   available: boolean;
   reason?: string;
   image: string;
   baseImage: string;
+  // The @openai/codex version in the image (CODEXBOX_TEST_CODEX_VERSION, else the pinned one).
+  codexVersion: string;
 }
 
 declare module 'vitest' {
@@ -32,12 +35,21 @@ async function chooseBaseImage(docker: DockerodeAdapter): Promise<string> {
 // engine is a failure, never a silent skip.
 export default async function setup(project: TestProject): Promise<void> {
   const docker = new DockerodeAdapter();
-  const image = process.env.CODEXBOX_TEST_IMAGE ?? 'codexbox:test';
+  const codexVersion = await resolveTestCodexVersion();
+  const image =
+    process.env.CODEXBOX_TEST_IMAGE ??
+    (codexVersion === defaultCodexVersion ? 'codexbox:test' : `codexbox:test-codex${codexVersion}`);
   try {
     await docker.ping();
   } catch (error) {
     if (process.env.CI) throw new Error(`CI=true but no Docker engine answers: ${(error as Error).message}`);
-    project.provide('integration', { available: false, reason: 'no Docker engine', image, baseImage: '' });
+    project.provide('integration', {
+      available: false,
+      reason: 'no Docker engine',
+      image,
+      baseImage: '',
+      codexVersion,
+    });
     return;
   }
   // The CLI is tested as users run it: the built dist/, so build it from the current sources.
@@ -48,13 +60,14 @@ export default async function setup(project: TestProject): Promise<void> {
   await buildImage(docker, {
     tag: image,
     baseImage,
+    codexVersion,
     extraCaFile: existsSync(extraCa) ? extraCa : undefined,
     progress: (line) => {
       if (/^Step \d+\/\d+/.test(line)) process.stderr.write(`[image] ${line.trim()}\n`);
     },
   });
   process.stderr.write(
-    `[image] ${image} ready on ${baseImage} in ${Math.round((Date.now() - started) / 1000)} s\n`,
+    `[image] ${image} (codex ${codexVersion}) ready on ${baseImage} in ${Math.round((Date.now() - started) / 1000)} s\n`,
   );
-  project.provide('integration', { available: true, image, baseImage });
+  project.provide('integration', { available: true, image, baseImage, codexVersion });
 }

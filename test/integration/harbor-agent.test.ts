@@ -19,8 +19,6 @@ const both = (result: { stdout: string; stderr: string }) => `${result.stdout}\n
 // support/harbor-agent.ts for the pinned version). The mock model makes codex run `id -u` through
 // its exec_command tool, so the answer shows which uid the agent's commands really ran as.
 const taskImage = `codexbox-harbor-task:${process.pid}`;
-// Harbor compares `codex --version` with the version the user pins (`-a codex --agent-version`).
-const pinnedCodexVersion = '0.169.0';
 const inHours = (hours: number) => Math.floor(Date.now() / 1000) + hours * 3600;
 
 async function startTrialContainer(env: Record<string, string> = {}): Promise<string> {
@@ -117,7 +115,8 @@ describe.skipIf(!environment.available)("Harbor's own codex agent on a task imag
       };
       const result = await runHarborTrial(trial, { keep: true });
       expect(result.installed.exitCode).toBe(0);
-      expect(parseVersion(result.version.stdout)).toBe(pinnedCodexVersion);
+      // Harbor compares `codex --version` with the version the user pins (`-a codex --agent-version`).
+      expect(parseVersion(result.version.stdout)).toBe(environment.codexVersion);
       // Root gets the line without starting codex in the agent's /codex-home; it is codex's own.
       const real = await containerText(
         container,

@@ -26,7 +26,9 @@ describe.skipIf(!environment.available)('the image with the real codex binary', 
   });
   afterEach(async () => backend.close());
 
-  it('codex login status sees a staged ChatGPT identity and a staged API key', async () => {
+  it('codex login status sees a staged ChatGPT identity and a staged API key', {
+    tags: ['codex-fidelity'],
+  }, async () => {
     const canaries = makeCanaries();
     const chatgpt = await stage([{ name: 'auth.json', content: json(chatgptAuthJson(canaries)) }]);
     const first = await dockerRun(['codex', 'login', 'status'], { volume: chatgpt });
@@ -42,7 +44,9 @@ describe.skipIf(!environment.available)('the image with the real codex binary', 
     expect(findLeaks(output(first) + output(second), canaries.all)).toEqual([]);
   });
 
-  it('runs two turns (exec, then resume --last) with the staged token on every request', async () => {
+  it('runs two turns (exec, then resume --last) with the staged token on every request', {
+    tags: ['codex-fidelity'],
+  }, async () => {
     const canaries = makeCanaries();
     const volume = await stage([
       { name: 'auth.json', content: json(chatgptAuthJson(canaries)) },

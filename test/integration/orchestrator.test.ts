@@ -62,7 +62,9 @@ describe.skipIf(!environment.available)('codexbox run with the real engine, imag
     expect(findLeaks(output(run) + (await readTree(artifacts)), canaries.all)).toEqual([]);
   });
 
-  it('two turns in one staged volume: stage, run exec, run resume --last, unstage', async () => {
+  it('two turns in one staged volume: stage, run exec, run resume --last, unstage', {
+    tags: ['codex-fidelity'],
+  }, async () => {
     const { home, canaries } = await codexHomeFor(backend);
     const stage = await codexbox(['stage', '--image', image, '--codex-home', home]);
     expect(stage.exitCode, output(stage)).toBe(0);

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -65,5 +65,41 @@ describe('the broker matrix example (compose/ci/github-actions-broker.yml)', () 
     const runs = brokerSteps.map((step) => step.run ?? '').join('\n');
     expect(runs).toMatch(/broker lease .*--github-oidc/s);
     expect(runs).toMatch(/run --lease "\$RUNNER_TEMP\/lease.json"/);
+  });
+});
+
+describe('the codex-next workflow (.github/workflows/codex-next.yml)', () => {
+  const text = readFileSync(join(root, '.github/workflows/codex-next.yml'), 'utf8');
+  const nextWorkflow = parse(text) as Workflow & { on: Record<string, unknown> };
+  const nextSteps = Object.values(nextWorkflow.jobs).flatMap((job) => job.steps);
+  const script = readFileSync(join(root, 'scripts/codex-fidelity.sh'), 'utf8');
+
+  it('runs on a schedule and by hand, pinning every action', () => {
+    expect(Object.keys(nextWorkflow.on).sort()).toEqual(['schedule', 'workflow_dispatch']);
+    for (const step of nextSteps) if (step.uses) expect(step.uses).toMatch(/^[\w-]+\/[\w-]+@v\d+\.\d+\.\d+$/);
+  });
+
+  it('runs the fidelity script on the newest codex, the input only through the environment', () => {
+    const runs = nextSteps.flatMap((step) => (step.run ? [step.run] : []));
+    expect(runs).toContain('bash scripts/codex-fidelity.sh "$CODEX_VERSION_SPEC"');
+    for (const run of runs) expect(run).not.toContain('${{');
+    expect(text).toContain(`CODEX_VERSION_SPEC: ${expression("inputs.codex-version || 'latest'")}`);
+    for (const path of runs.flatMap((run) => run.match(/scripts\/[\w-]+\.sh/g) ?? []))
+      expect(existsSync(join(root, path)), path).toBe(true);
+    expect(script).toMatch(/CODEXBOX_TEST_CODEX_VERSION="\$\{1:-latest\}"/);
+  });
+
+  it('selects a tag the config defines and tests carry', async () => {
+    const tag = /--tags-filter ([\w-]+)/.exec(script)?.[1];
+    const config = (await import('../../vitest.config.js')).default as { test: { tags: { name: string }[] } };
+    expect(config.test.tags.map((definition) => definition.name)).toContain(tag);
+    const tagged = readdirSync(join(root, 'test/integration'))
+      .filter((name) => name.endsWith('.test.ts'))
+      .flatMap((name) =>
+        readFileSync(join(root, 'test/integration', name), 'utf8')
+          .split(`tags: ['${tag}']`)
+          .slice(1),
+      );
+    expect(tagged.length).toBeGreaterThanOrEqual(5);
   });
 });
