@@ -2,7 +2,7 @@ import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export interface AuditEvent {
-  event: 'lease-issued' | 'lease-revoked' | 'lease-used' | 'lease-refused' | 'refresh';
+  event: 'lease-issued' | 'lease-revoked' | 'lease-used' | 'lease-refused' | 'artifacts-uploaded' | 'refresh';
   lease?: string;
   runId?: string;
   outcome?: string;

@@ -1,4 +1,6 @@
+import type { IncomingMessage } from 'node:http';
 import { request } from 'node:https';
+import type { Readable } from 'node:stream';
 import { BrokerUnavailableError } from '../common/errors.js';
 import { loadUndici } from '../common/load-undici.js';
 
@@ -11,15 +13,13 @@ interface PinnedRequest {
   method: string;
   ca: string;
   headers?: Record<string, string>;
-  body?: string;
+  body?: string | Readable;
   timeoutMs?: number;
 }
 
-// One HTTPS request trusting only the broker's own CA (pinned: no system roots).
-export function requestPinned(
-  url: string,
-  options: PinnedRequest,
-): Promise<{ status: number; text: string }> {
+// One HTTPS request trusting only the broker's own CA (pinned: no system roots); the answer as a
+// stream (a fleet task's artifacts) — see requestPinned for a short one.
+export function openPinned(url: string, options: PinnedRequest): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const call = request(
       url,
@@ -29,18 +29,25 @@ export function requestPinned(
         timeout: options.timeoutMs ?? 15_000,
         headers: options.headers,
       },
-      (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () =>
-          resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
-        );
-      },
+      resolve,
     );
     call.on('timeout', () => call.destroy(new Error('timed out')));
     call.on('error', reject);
-    call.end(options.body);
+    if (typeof options.body === 'object') {
+      options.body.on('error', (error) => call.destroy(error));
+      options.body.pipe(call);
+    } else call.end(options.body);
   });
+}
+
+export async function requestPinned(
+  url: string,
+  options: PinnedRequest,
+): Promise<{ status: number; text: string }> {
+  const response = await openPinned(url, options);
+  const chunks: Buffer[] = [];
+  for await (const chunk of response) chunks.push(chunk as Buffer);
+  return { status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') };
 }
 
 const proxyVariables = ['HTTPS_PROXY', 'https_proxy'];

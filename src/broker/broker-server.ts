@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { RefreshUnavailableError, ReloginRequiredError } from '../common/errors.js';
 import { fingerprint } from '../common/fingerprint.js';
 import { codexOAuthClientId } from '../common/refresh-client.js';
+import { type ArtifactStore, ArtifactTooLargeError, taskKeyPattern } from './artifact-store.js';
 import type { AuditLog } from './audit-log.js';
 import type { BrokerFiles } from './broker-files.js';
 import type { LeaseStore } from './lease-store.js';
@@ -20,7 +21,13 @@ export interface BrokerServerOptions {
   source: TokenSource;
   audit: AuditLog;
   maxLeaseTtlMs: number;
+  // Where fleet tasks' uploaded artifacts wait for their owner (see artifact-store.ts).
+  artifacts: ArtifactStore;
 }
+
+const leaseIdPattern = /^lease-[0-9a-f]{12}$/;
+const tokenRequestsPerMinute = 30;
+const maxHolders = 10_000;
 
 const maxBodyBytes = 16 * 1024;
 
@@ -67,12 +74,12 @@ async function readJson(request: IncomingMessage): Promise<Record<string, unknow
 export class BrokerServer {
   readonly #options: BrokerServerOptions;
   readonly #server: Server;
-  readonly #rate = new RateLimit(30, 60_000);
+  readonly #rate = new RateLimit(tokenRequestsPerMinute, 60_000);
   // Refused requests: per source address, and how many a minute reach the audit log, so a flood
   // of made-up leases can neither grow the log without end nor keep the broker busy.
   readonly #refusedPerAddress = new RateLimit(120, 60_000);
   readonly #refusalsLogged = new RateLimit(60, 60_000);
-  readonly counters = { tokenRequests: 0, refused: 0, leasesIssued: 0 };
+  readonly counters = { tokenRequests: 0, refused: 0, leasesIssued: 0, artifactUploads: 0 };
 
   private constructor(options: BrokerServerOptions) {
     this.#options = options;
@@ -108,13 +115,69 @@ export class BrokerServer {
     if (request.method === 'GET' && path === '/metrics') return this.#metrics(response);
     if (request.method === 'POST' && path === '/oauth/token') return this.#token(request, response);
     if (request.method === 'POST' && path === '/v1/oidc/leases') return this.#issueForOidc(request, response);
+    if (request.method === 'PUT' && path.startsWith('/v1/artifacts/'))
+      return this.#upload(request, response, path.slice('/v1/artifacts/'.length));
     if (path === '/v1/leases' || path.startsWith('/v1/leases/')) {
       if (!this.#isAdmin(request)) return send(response, 401, { error: 'unauthorized' });
-      if (request.method === 'POST' && path === '/v1/leases') return this.#issue(request, response);
-      if (request.method === 'GET' && path === '/v1/leases') return send(response, 200, this.#leaseList());
-      if (request.method === 'DELETE') return this.#revoke(path.slice('/v1/leases/'.length), response);
+      return this.#routeAdmin(request, response, path);
     }
     send(response, 404, { error: 'not_found' });
+  }
+
+  // /v1/leases, /v1/leases/ID, /v1/leases/ID/artifacts[/TASK]: the admin token only.
+  async #routeAdmin(request: IncomingMessage, response: ServerResponse, path: string): Promise<void> {
+    const method = request.method;
+    if (path === '/v1/leases') {
+      if (method === 'POST') return this.#issue(request, response);
+      if (method === 'GET') return send(response, 200, this.#leaseList());
+    }
+    const [id = '', part, task, ...rest] = path.slice('/v1/leases/'.length).split('/');
+    if (!leaseIdPattern.test(id) || rest.length > 0) return send(response, 404, { error: 'not_found' });
+    if (part === undefined && method === 'DELETE') return this.#revoke(id, response);
+    if (part !== 'artifacts') return send(response, 404, { error: 'not_found' });
+    const { artifacts } = this.#options;
+    if (task === undefined && method === 'GET') return send(response, 200, await artifacts.list(id));
+    if (task === undefined && method === 'DELETE') {
+      await artifacts.remove(id);
+      return send(response, 200, { id, removed: true });
+    }
+    if (method !== 'GET' || !task || !taskKeyPattern.test(task))
+      return send(response, 404, { error: 'not_found' });
+    const stored = await artifacts.list(id);
+    if (!stored.some((entry) => entry.task === task)) return send(response, 404, { error: 'not_found' });
+    response.writeHead(200, { 'content-type': 'application/x-tar', 'cache-control': 'no-store' });
+    artifacts.open(id, task).pipe(response);
+  }
+
+  // A fleet task's /artifacts (a tar), sent by its entrypoint with the task's lease when it ends.
+  async #upload(request: IncomingMessage, response: ServerResponse, task: string): Promise<void> {
+    const check = this.#options.leases.check((request.headers.authorization ?? '').replace(/^Bearer /i, ''));
+    if (!check.valid) {
+      this.counters.refused++;
+      return send(response, 401, { error: 'unauthorized' });
+    }
+    const { lease } = check;
+    if (!taskKeyPattern.test(task)) return send(response, 400, { error: 'invalid_request' });
+    if (!this.#rate.allow(`upload:${lease.id}`, Date.now(), 2 * (lease.holders ?? 1)))
+      return send(response, 429, { error: 'rate_limited' });
+    const { artifacts } = this.#options;
+    if (Number(request.headers['content-length'] ?? 0) > artifacts.maxBytes)
+      return send(response.setHeader('connection', 'close'), 413, { error: 'too_large' });
+    let bytes: number;
+    try {
+      bytes = await artifacts.put(lease.id, task, request);
+    } catch (error) {
+      if (!(error instanceof ArtifactTooLargeError)) throw error;
+      return send(response.setHeader('connection', 'close'), 413, { error: 'too_large' });
+    }
+    this.counters.artifactUploads++;
+    await this.#options.audit.record({
+      event: 'artifacts-uploaded',
+      lease: lease.id,
+      runId: lease.runId,
+      outcome: `${task}: ${bytes} bytes`,
+    });
+    send(response, 201, { task, bytes });
   }
 
   #isAdmin(request: IncomingMessage): boolean {
@@ -131,16 +194,30 @@ export class BrokerServer {
     const body = await readJson(request);
     const runId = typeof body?.runId === 'string' ? body.runId : '';
     const ttlSeconds = typeof body?.ttlSeconds === 'number' ? body.ttlSeconds : 0;
-    if (!/^[\w.-]{1,128}$/.test(runId) || ttlSeconds <= 0 || ttlSeconds * 1000 > this.#options.maxLeaseTtlMs)
+    const holders = body?.holders ?? 1;
+    const validHolders =
+      Number.isInteger(holders) && (holders as number) >= 1 && (holders as number) <= maxHolders;
+    if (
+      !/^[\w.-]{1,128}$/.test(runId) ||
+      ttlSeconds <= 0 ||
+      ttlSeconds * 1000 > this.#options.maxLeaseTtlMs ||
+      !validHolders
+    )
       return send(response, 400, {
         error: 'invalid_request',
-        message: 'runId and ttlSeconds (within the maximum) are required',
+        message: `runId and ttlSeconds (within the maximum) are required; holders is 1–${maxHolders}`,
       });
-    await this.#grant(runId, ttlSeconds * 1000, response);
+    await this.#grant(runId, ttlSeconds * 1000, response, undefined, holders as number);
   }
 
-  async #grant(runId: string, ttlMs: number, response: ServerResponse, outcome?: string): Promise<void> {
-    const { lease, token } = await this.#options.leases.issue(runId, ttlMs);
+  async #grant(
+    runId: string,
+    ttlMs: number,
+    response: ServerResponse,
+    outcome?: string,
+    holders = 1,
+  ): Promise<void> {
+    const { lease, token } = await this.#options.leases.issue(runId, ttlMs, holders);
     this.counters.leasesIssued++;
     await this.#options.audit.record({ event: 'lease-issued', lease: lease.id, runId, outcome });
     send(response, 201, {
@@ -190,7 +267,9 @@ export class BrokerServer {
     )
       return send(response, 400, { error: 'invalid_request' });
     const check = this.#options.leases.check(body.refresh_token);
-    if (check.valid && this.#rate.allow(check.lease.id)) return this.#answerWithTokens(check.lease, response);
+    const limit = tokenRequestsPerMinute * (check.valid ? (check.lease.holders ?? 1) : 1);
+    if (check.valid && this.#rate.allow(check.lease.id, Date.now(), limit))
+      return this.#answerWithTokens(check.lease, response);
     this.counters.refused++;
     if (!this.#refusedPerAddress.allow(request.socket.remoteAddress ?? 'unknown'))
       return send(response, 429, { error: 'rate_limited' });
@@ -243,6 +322,7 @@ export class BrokerServer {
       `codexbox_broker_token_requests_total ${this.counters.tokenRequests}`,
       `codexbox_broker_token_refusals_total ${this.counters.refused}`,
       `codexbox_broker_upstream_refreshes_total ${this.#options.source.upstreamRefreshes}`,
+      `codexbox_broker_artifact_uploads_total ${this.counters.artifactUploads}`,
     ];
     response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(`${lines.join('\n')}\n`);
   }

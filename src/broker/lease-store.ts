@@ -12,6 +12,8 @@ export interface Lease {
   issuedAt: number;
   expiresAt: number;
   revokedAt?: number;
+  // How many tasks share it (a fleet's replicated job): its rate limit scales with them.
+  holders?: number;
 }
 
 export type LeaseCheck =
@@ -41,14 +43,19 @@ export class LeaseStore {
     return store;
   }
 
-  async issue(runId: string, ttlMs: number): Promise<{ lease: Lease; token: string }> {
+  async issue(runId: string, ttlMs: number, holders = 1): Promise<{ lease: Lease; token: string }> {
     const id = `lease-${randomBytes(6).toString('hex')}`;
     const token = `cbl_${id}_${randomBytes(32).toString('base64url')}`;
     const issuedAt = this.#now();
     const lease: Lease = { id, runId, digest: digestOf(token), issuedAt, expiresAt: issuedAt + ttlMs };
+    if (holders > 1) lease.holders = holders;
     this.#leases.set(id, lease);
     await this.#save();
     return { lease, token };
+  }
+
+  get(id: string): Lease | undefined {
+    return this.#leases.get(id);
   }
 
   check(token: string): LeaseCheck {

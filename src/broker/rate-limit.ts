@@ -9,9 +9,10 @@ export class RateLimit {
     this.#windowMs = windowMs;
   }
 
-  allow(key: string, now = Date.now()): boolean {
+  // `limit` overrides the default for one key (a lease shared by a fleet's tasks).
+  allow(key: string, now = Date.now(), limit = this.#limit): boolean {
     const recent = (this.#hits.get(key) ?? []).filter((at) => now - at < this.#windowMs);
-    if (recent.length >= this.#limit) {
+    if (recent.length >= limit) {
       this.#hits.set(key, recent);
       return false;
     }

@@ -1,6 +1,7 @@
 import { open } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { ArtifactStore } from '../broker/artifact-store.js';
 import { AuditLog } from '../broker/audit-log.js';
 import { callBroker } from '../broker/broker-client.js';
 import { initBrokerFiles, readBrokerFiles } from '../broker/broker-files.js';
@@ -22,6 +23,14 @@ const hint = 'Run `codexbox broker --help`.';
 
 function defaultBrokerDir(env: NodeJS.ProcessEnv): string {
   return join(env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'codexbox', 'broker');
+}
+
+function megabytes(value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 1)
+    throw new UsageError('--max-artifacts-mb takes a whole number of megabytes', { hint });
+  return number;
 }
 
 function parseListen(text: string): { host: string; port: number } {
@@ -72,6 +81,7 @@ async function serve(context: CommandContext, values: Record<string, unknown>): 
       leases: await LeaseStore.open(dir),
       source,
       audit: new AuditLog(dir),
+      artifacts: new ArtifactStore(dir, megabytes(values['max-artifacts-mb'], 256) * 1024 * 1024),
       maxLeaseTtlMs: parseDuration(
         (values['max-lease-ttl'] as string | undefined) ?? '24h',
         '--max-lease-ttl',
@@ -117,11 +127,14 @@ async function adminLease(values: Record<string, unknown>, env: NodeJS.ProcessEn
   const runId = values['run-id'] as string | undefined;
   if (!runId) throw new UsageError('broker lease needs --run-id (or an OIDC token)', { hint });
   const ttlSeconds = Math.ceil(parseDuration((values.ttl as string | undefined) ?? '2h', '--ttl') / 1000);
+  const holders = values.holders === undefined ? 1 : Number(values.holders);
+  if (!Number.isInteger(holders) || holders < 1)
+    throw new UsageError('--holders takes how many tasks share the lease (1 or more)', { hint });
   const answer = await callBroker(`${url}/v1/leases`, {
     method: 'POST',
     ca: files.ca,
     token: files.adminToken,
-    body: { runId, ttlSeconds },
+    body: { runId, ttlSeconds, holders },
   });
   return { answer, ca: files.ca };
 }
@@ -226,8 +239,9 @@ lives. No run ever holds the refresh token.
   broker init   [--dir DIR] [--host NAME]…      admin token, CA and server certificate (for each
                                                --host, besides localhost and 127.0.0.1)
   broker serve  [--dir DIR] [--codex-home DIR] [--listen HOST:PORT] [--max-lease-ttl 24h] [--margin 10m]
-                [--oidc-policy FILE]
-  broker lease  [--dir DIR] --url https://HOST:PORT --run-id ID [--ttl 2h] --output FILE
+                [--oidc-policy FILE] [--max-artifacts-mb 256]
+  broker lease  [--dir DIR] --url https://HOST:PORT --run-id ID [--ttl 2h] [--holders N] --output FILE
+                                               --holders: tasks sharing it (its rate limit is 30/min each)
   broker lease  --url https://HOST:PORT --ca CA.CRT (--oidc-token-env NAME | --github-oidc
                 [--audience A]) --output FILE     a CI job's own lease, from its OIDC token
   broker revoke [--dir DIR] --url https://HOST:PORT LEASE-ID
@@ -255,6 +269,8 @@ audience and which jobs may get a lease; each lease lives leaseTtlSeconds (defau
         url: { type: 'string' },
         'run-id': { type: 'string' },
         ttl: { type: 'string' },
+        holders: { type: 'string' },
+        'max-artifacts-mb': { type: 'string' },
         output: { type: 'string' },
         'oidc-policy': { type: 'string' },
         'oidc-token-env': { type: 'string' },

@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ArtifactStore } from '../../src/broker/artifact-store.js';
 import { AuditLog } from '../../src/broker/audit-log.js';
 import { callBroker } from '../../src/broker/broker-client.js';
 import { initBrokerFiles, readBrokerFiles } from '../../src/broker/broker-files.js';
@@ -106,6 +107,7 @@ describe('OIDC leases for CI jobs', () => {
         leases: await LeaseStore.open(dir),
         source: new TokenSource(authPath, { marginMs: 60_000, redactor: new Redactor() }),
         audit: new AuditLog(dir),
+        artifacts: new ArtifactStore(dir, 1024),
         maxLeaseTtlMs: 3_600_000,
       },
       { host: '127.0.0.1', port: 0 },

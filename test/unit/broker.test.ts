@@ -1,6 +1,8 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ArtifactStore } from '../../src/broker/artifact-store.js';
 import { AuditLog } from '../../src/broker/audit-log.js';
 import { callBroker, requestPinned } from '../../src/broker/broker-client.js';
 import { initBrokerFiles, readBrokerFiles } from '../../src/broker/broker-files.js';
@@ -84,7 +86,14 @@ describe('BrokerServer', () => {
     const source = new TokenSource(authPath, { marginMs: 60_000, redactor: new Redactor() });
     const leases = await LeaseStore.open(dir);
     const server = await BrokerServer.start(
-      { files, leases, source, audit: new AuditLog(dir), maxLeaseTtlMs: 3_600_000 },
+      {
+        files,
+        leases,
+        source,
+        audit: new AuditLog(dir),
+        maxLeaseTtlMs: 3_600_000,
+        artifacts: new ArtifactStore(dir, 1024),
+      },
       { host: '127.0.0.1', port: 0 },
     );
     servers.push(server);
@@ -100,7 +109,16 @@ describe('BrokerServer', () => {
           refresh_token: refreshToken,
         }),
       });
-    return { dir, files, base, canaries, tokenRequest };
+    const issue = async (body: Record<string, unknown>) =>
+      (
+        await callBroker(`${base}/v1/leases`, {
+          method: 'POST',
+          ca: files.ca,
+          token: files.adminToken,
+          body: { runId: 'r', ttlSeconds: 60, ...body },
+        })
+      ).body as { id: string; lease: string };
+    return { dir, files, base, canaries, tokenRequest, issue };
   }
 
   it('issues leases to the admin only, and answers a lease holder with tokens and no refresh token', async () => {
@@ -179,5 +197,50 @@ describe('BrokerServer', () => {
       )
     ).ca;
     await expect(requestPinned(`${base}/healthz`, { method: 'GET', ca: otherCa })).rejects.toThrow();
+  });
+
+  it('a lease shared by N holders gets N times the rate limit', async () => {
+    const { tokenRequest, issue } = await start();
+    const { lease } = await issue({ holders: 2 });
+    const statuses: number[] = [];
+    for (let index = 0; index < 61; index++) statuses.push((await tokenRequest(lease)).status);
+    expect(statuses.filter((status) => status === 200)).toHaveLength(60);
+    expect(statuses[60]).toBe(429);
+    const { files, base } = await start();
+    const refused = await callBroker(`${base}/v1/leases`, {
+      method: 'POST',
+      ca: files.ca,
+      token: files.adminToken,
+      body: { runId: 'r', ttlSeconds: 60, holders: 0 },
+    });
+    expect(refused.status).toBe(400);
+  });
+
+  it('keeps a task’s uploaded artifacts for the admin: lease-authenticated, capped, listed, removed', async () => {
+    const { dir, files, base, issue } = await start();
+    const { id, lease } = await issue({ holders: 2 });
+    const upload = (task: string, body: string, token = lease) =>
+      requestPinned(`${base}/v1/artifacts/${task}`, {
+        method: 'PUT',
+        ca: files.ca,
+        headers: { authorization: `Bearer ${token}` },
+        body: Readable.from([Buffer.from(body)]),
+      });
+    expect((await upload('task-1', 'x'.repeat(100))).status).toBe(201);
+    expect((await upload('task-2', 'y'.repeat(2000))).status).toBe(413);
+    expect((await upload('.hidden', 'z')).status).toBe(400);
+    expect((await upload('task-3', 'z', 'cbl_lease-000000000000_forged')).status).toBe(401);
+    const admin = (path: string, method = 'GET', token = files.adminToken) =>
+      callBroker(`${base}/v1/leases/${id}${path}`, { method, ca: files.ca, token });
+    expect((await admin('/artifacts')).body).toEqual([{ task: 'task-1', bytes: 100 }]);
+    expect((await admin('/artifacts', 'GET', lease)).status).toBe(401);
+    expect((await admin('/artifacts/task-1')).body).toBe('x'.repeat(100));
+    expect((await admin('/artifacts/task-2')).status).toBe(404);
+    expect((await readdir(join(dir, 'artifacts', id))).sort()).toEqual(['task-1.tar']);
+    expect((await stat(join(dir, 'artifacts', id, 'task-1.tar'))).mode & 0o777).toBe(0o600);
+    expect((await admin('/artifacts', 'DELETE')).status).toBe(200);
+    expect((await admin('/artifacts')).body).toEqual([]);
+    expect((await admin('', 'DELETE')).status).toBe(200);
+    expect((await upload('task-4', 'late')).status).toBe(401);
   });
 });
