@@ -4,6 +4,7 @@ import { formatError, isCodexboxError } from './common/errors.js';
 import { ExitCode } from './common/exit-codes.js';
 import { Redactor } from './common/redactor.js';
 import { codexboxVersion as version } from './common/version.js';
+import { Trace, traceRequested } from './run/trace.js';
 
 // Commands load on use: `codexbox auth status` should not pay for Docker's client libraries.
 export interface CommandEntry {
@@ -32,6 +33,11 @@ export const commands: CommandEntry[] = [
     name: 'unstage',
     summary: 'Remove a volume made by `codexbox stage`',
     load: async () => (await import('./commands/unstage.js')).unstageCommand,
+  },
+  {
+    name: 'login',
+    summary: "Log in with codex's own login, run in the image; import the result into your CODEX_HOME",
+    load: async () => (await import('./commands/login.js')).loginCommand,
   },
   {
     name: 'auth status',
@@ -103,9 +109,13 @@ export interface CliIo {
 
 // argv in, exit code out; every byte written goes through one Redactor.
 export async function runCli(args: string[], io: CliIo): Promise<number> {
+  const trace = new Trace();
+  trace.record('start node and load the CLI', 0);
   const redactor = new Redactor();
   const stdout = (text: string) => io.stdout(redactor.redact(text));
   const stderr = (text: string) => io.stderr(redactor.redact(text));
+  const enableTrace = () => trace.enable((line) => stderr(`codexbox: ${line}`));
+  if (traceRequested(io.env)) enableTrace();
   if (args.length === 0 || args[0] === '--help' || args[0] === '-h' || args[0] === 'help') {
     stdout(usage());
     return ExitCode.ok;
@@ -130,9 +140,12 @@ export async function runCli(args: string[], io: CliIo): Promise<number> {
     stdoutStream: io.stdoutStream ?? process.stdout,
     stderrStream: io.stderrStream ?? process.stderr,
     now: io.now ?? (() => new Date()),
+    trace,
+    enableTrace,
   };
   try {
-    return await (await found.command.load()).run(context);
+    const command = await trace.span(`load the ${found.command.name} command`, found.command.load);
+    return await command.run(context);
   } catch (error) {
     if (isCodexboxError(error)) {
       stderr(`${formatError(error)}\n`);
@@ -140,5 +153,7 @@ export async function runCli(args: string[], io: CliIo): Promise<number> {
     }
     stderr(`codexbox: internal error (ERR_INTERNAL): ${(error as Error)?.stack ?? String(error)}\n`);
     return ExitCode.internal;
+  } finally {
+    trace.finish();
   }
 }

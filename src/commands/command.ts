@@ -1,5 +1,6 @@
 import type { Writable } from 'node:stream';
 import type { Redactor } from '../common/redactor.js';
+import type { Trace } from '../run/trace.js';
 
 // What every command gets from the CLI: its arguments, the environment, and redacted output.
 export interface CommandContext {
@@ -12,6 +13,9 @@ export interface CommandContext {
   stdoutStream: Writable;
   stderrStream: Writable;
   now: () => Date;
+  // Step timings, printed to stderr once enabled (CODEXBOX_TRACE=1, or a command's --trace).
+  trace: Trace;
+  enableTrace: () => void;
 }
 
 export interface Command {

@@ -4,6 +4,7 @@ import { parseDuration } from '../common/duration.js';
 import { UsageError } from '../common/errors.js';
 import { refreshClientFromEnv } from '../common/refresh-client.js';
 import { defaultImage } from '../docker/build-image.js';
+import { tracedDockerPort } from '../docker/traced-docker-port.js';
 import { checkNetworkOptions, parseNetworkPolicy } from '../network/egress-policy.js';
 import { type RunCodexOptions, runCodex } from '../run/run-codex.js';
 import { newRunId } from '../run/stage-codex-home.js';
@@ -38,6 +39,7 @@ export const runOptions = {
   lease: { type: 'string' },
   interactive: { type: 'boolean', short: 'i' },
   tty: { type: 'boolean', short: 't' },
+  trace: { type: 'boolean' },
 } as const;
 
 // -i/-t as `docker run` takes them; a terminal needs one to borrow, and one run to borrow it.
@@ -164,6 +166,7 @@ Options:
   --json                    print a JSON summary on stdout after the run
   -i, --interactive         attach codex's stdin (e.g. \`echo prompt | codexbox run -i -- exec -\`)
   -t, --tty                 give codex a terminal for its full-screen UI (with -i: \`-it\`)
+  --trace                   print each step's duration to stderr (also CODEXBOX_TRACE=1)
   -h, --help                show this help
 
 With neither -i nor -t, a run started from a terminal (stdin and stdout both terminals, one run, no
@@ -183,6 +186,7 @@ code (64-78) from README.`,
       context.stdout(`${this.usage}\n`);
       return 0;
     }
+    if (values.trace) context.enableTrace();
     if (values['codex-home'] && values['codex-credentials']) {
       throw new UsageError('--codex-home and --codex-credentials name the same thing; pass one', {
         hint: 'Drop one of them.',
@@ -231,8 +235,8 @@ code (64-78) from README.`,
       leaseFile: values.lease,
     };
     const docker = dockerPort();
-    const deps = (signal: AbortSignal, quiet: boolean) => ({
-      docker,
+    const deps = (signal: AbortSignal, quiet: boolean, trace = context.trace) => ({
+      docker: tracedDockerPort(docker, trace),
       redactor: context.redactor,
       env: context.env,
       // A batch keeps each run's output in its own codex.log rather than interleaving them.
@@ -243,6 +247,7 @@ code (64-78) from README.`,
       signal,
       refreshClient: refreshClientFromEnv(context.env),
       terminal: processTerminal(),
+      trace,
     });
     if (repeat === 1) {
       const result = await withInterruptSignal((signal) => runCodex(options, deps(signal, false)));
@@ -261,7 +266,7 @@ code (64-78) from README.`,
         Array.from({ length: repeat }, (_, index) =>
           runCodex(
             { ...options, runId: `${batchId}-${index + 1}`, artifactsDir: join(base, String(index + 1)) },
-            deps(signal, true),
+            deps(signal, true, context.trace.scoped(`run ${index + 1}: `)),
           ),
         ),
       ),

@@ -7,11 +7,15 @@ export class CleanupStack {
     this.#steps.push({ name, run });
   }
 
-  async runAll(onFailure: (name: string, error: unknown) => void): Promise<void> {
+  // `around` wraps each step (a trace times them).
+  async runAll(
+    onFailure: (name: string, error: unknown) => void,
+    around: (name: string, run: () => Promise<unknown>) => Promise<unknown> = (_, run) => run(),
+  ): Promise<void> {
     while (this.#steps.length > 0) {
       const step = this.#steps.pop()!;
       try {
-        await step.run();
+        await around(step.name, step.run);
       } catch (error) {
         onFailure(step.name, error);
       }

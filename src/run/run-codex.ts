@@ -31,6 +31,7 @@ import { prepareStagedCredential, type StagedCredential } from './staged-credent
 import { prepareStagedLease } from './staged-lease.js';
 import { type SyncBackOutcome, syncBackRotatedTokens } from './sync-back.js';
 import type { InteractiveMode, LocalTerminal } from './terminal.js';
+import { Trace } from './trace.js';
 import { bringBackWorkspaceChanges, prepareWorkspaceCopy, type WorkspaceCopy } from './workspace-copy.js';
 
 export interface RunCodexOptions {
@@ -79,6 +80,8 @@ export interface RunCodexDeps {
   refreshClient?: RefreshClientOptions;
   // The terminal an interactive run borrows (stdin, raw mode, window size).
   terminal?: LocalTerminal;
+  // Times each step (codexbox run --trace); Docker calls are timed by a traced port.
+  trace?: Trace;
 }
 
 export interface RunCodexResult {
@@ -93,7 +96,7 @@ export interface RunCodexResult {
 const stopGraceSeconds = 10;
 // What the entrypoint needs as root: fix ownership, read the run user's files, drop privileges,
 // signal codex and end the agent's leftovers. Nothing else.
-const entrypointCapabilities = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETUID', 'SETGID', 'KILL'];
+export const entrypointCapabilities = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETUID', 'SETGID', 'KILL'];
 const defaultPidsLimit = 1024;
 
 function outcomeFromEntrypoint(exitCode: number): RunCodexResult['outcome'] {
@@ -195,17 +198,22 @@ async function stageRun(
   }
   if (options.leaseFile)
     return stageLease({ ...options, leaseFile: options.leaseFile }, deps, cleanup, result);
-  const located = await locateCredentials({ env: deps.env, codexHome: options.codexHome, redactor });
+  const trace = deps.trace ?? new Trace();
+  const located = await trace.span('read the credential', () =>
+    locateCredentials({ env: deps.env, codexHome: options.codexHome, redactor }),
+  );
   for (const warning of located.warnings) deps.log(`warning: ${warning}`);
-  const staged = await prepareStagedCredential({
-    located,
-    maxRunMs: options.maxRunMs,
-    stageRefreshToken: options.stageRefreshToken,
-    refreshMarginMs: options.refreshMarginMs,
-    now: deps.now,
-    redactor,
-    refreshClient: deps.refreshClient,
-  });
+  const staged = await trace.span('decide what to stage (and refresh if needed)', () =>
+    prepareStagedCredential({
+      located,
+      maxRunMs: options.maxRunMs,
+      stageRefreshToken: options.stageRefreshToken,
+      refreshMarginMs: options.refreshMarginMs,
+      now: deps.now,
+      redactor,
+      refreshClient: deps.refreshClient,
+    }),
+  );
   const lock = staged.lock;
   if (lock) cleanup.defer('release the auth.json lock', () => lock.release());
   if (staged.hostRefresh === 'refreshed') deps.log('refreshed the access token on the host before staging');
@@ -331,10 +339,13 @@ async function superviseContainer(
     mode && (mode.stdin || mode.tty)
       ? await attachSession(container, streams, mode, deps, cleanup)
       : undefined;
+  const trace = deps.trace ?? new Trace();
+  const startedAt = trace.now();
   await docker.startContainer(container);
   await session?.afterStart();
   const logsDone = session ? session.ended : docker.streamLogs(container, streams.stdout, streams.stderr);
   const exit = await docker.waitContainer(container);
+  trace.record('container: start to exit', startedAt);
   await logsDone.catch((error) =>
     deps.log(`warning: the container log stream broke: ${(error as Error).message}`),
   );
@@ -379,76 +390,107 @@ async function syncBack(
   return outcome;
 }
 
+interface RunProgress {
+  result: RunCodexResult;
+  cleanup: CleanupStack;
+  trace: Trace;
+  directory?: RunDirectory;
+  interruptedBy?: NodeJS.Signals;
+}
+
+// Everything between an open artifacts directory and the cleanup: stage, run, collect, sync back.
+async function stageAndRun(
+  options: RunCodexOptions,
+  deps: RunCodexDeps,
+  progress: RunProgress,
+  directory: RunDirectory,
+): Promise<void> {
+  const { result, cleanup, trace } = progress;
+  if (!(await deps.docker.inspectImage(options.image))) {
+    throw new ImageNotFoundError(`the image ${options.image} is not on this machine`, {
+      hint: 'Build it with `codexbox build` (or pass --image NAME).',
+    });
+  }
+  const run = await stageRun(options, deps, cleanup, result);
+  const workspaceCopy =
+    options.workspaceMode === 'copy' && options.workspace
+      ? await trace.span('copy the workspace', () => prepareWorkspaceCopy(options.workspace!))
+      : undefined;
+  if (workspaceCopy) cleanup.defer('remove the workspace copy', () => workspaceCopy.cleanup());
+  const container = await createRunContainer(options, deps, cleanup, {
+    ...run,
+    runId: result.runId,
+    volume: result.volume,
+    workspaceCopy,
+  });
+  const exit = await superviseContainer(container, directory, { options, deps, cleanup }, (signal) => {
+    progress.interruptedBy = signal;
+  });
+  result.exitCode = exit.exitCode;
+  result.outcome = exit.oomKilled
+    ? { source: 'host', kind: 'oom-killed' }
+    : outcomeFromEntrypoint(exit.exitCode);
+  if (exit.oomKilled) deps.log('the container ran out of memory and was killed');
+  await trace.span('copy the artifacts out', () => collectArtifacts(container, directory, deps));
+  result.syncBack = await trace.span('sync back a rotated token', () => syncBack(container, run, deps));
+  if (workspaceCopy && options.workspace)
+    await bringBackWorkspaceChanges(workspaceCopy, {
+      workspace: options.workspace,
+      apply: options.applyPatch === true,
+      runSucceeded: result.exitCode === 0 && !progress.interruptedBy,
+      directory,
+      log: deps.log,
+    });
+}
+
+// Cleans up on every path; an interrupt decides the exit code; run.json records what happened.
+async function finishRun(options: RunCodexOptions, deps: RunCodexDeps, progress: RunProgress) {
+  const { result, cleanup, directory, interruptedBy, trace } = progress;
+  await cleanup.runAll(
+    (step, error) => deps.log(`warning: could not ${step}: ${(error as Error).message}`),
+    (step, run) => trace.span(step, run),
+  );
+  if (interruptedBy) {
+    result.exitCode = signalExitCode(constants.signals[interruptedBy]);
+    result.outcome = { source: 'host', kind: `interrupted-${interruptedBy}` };
+  }
+  if (directory && result.volume)
+    await trace
+      .span('write run.json', () => writeRunRecord(directory, result, options))
+      .catch((error) => deps.log(`warning: could not write run.json: ${(error as Error).message}`));
+}
+
 // One run: stage a per-run CODEX_HOME volume, run codex in it, stream the redacted log, collect
 // artifacts, sync back a rotated token if one was staged, and clean up on every path.
 export async function runCodex(options: RunCodexOptions, deps: RunCodexDeps): Promise<RunCodexResult> {
   const runId = options.runId ?? newRunId();
-  const cleanup = new CleanupStack();
-  const result: RunCodexResult = {
-    runId,
-    exitCode: 0,
-    outcome: { source: 'host', kind: 'ok' },
-    artifactsDir: resolve(options.artifactsDir ?? join(defaultRunsRoot(deps.env), runId)),
-    volume: '',
+  const progress: RunProgress = {
+    result: {
+      runId,
+      exitCode: 0,
+      outcome: { source: 'host', kind: 'ok' },
+      artifactsDir: resolve(options.artifactsDir ?? join(defaultRunsRoot(deps.env), runId)),
+      volume: '',
+    },
+    cleanup: new CleanupStack(),
+    trace: deps.trace ?? new Trace(),
   };
-  let interruptedBy: NodeJS.Signals | undefined;
-  let directory: RunDirectory | undefined;
+  const { result } = progress;
   try {
     // First: a bad --artifacts fails before anything is staged.
-    directory = await openRunDirectory(result.artifactsDir);
+    const directory = await progress.trace.span('open the artifacts directory', () =>
+      openRunDirectory(result.artifactsDir),
+    );
+    progress.directory = directory;
     result.artifactsDir = directory.path;
-    if (!(await deps.docker.inspectImage(options.image))) {
-      throw new ImageNotFoundError(`the image ${options.image} is not on this machine`, {
-        hint: 'Build it with `codexbox build` (or pass --image NAME).',
-      });
-    }
-    const run = await stageRun(options, deps, cleanup, result);
-    const workspaceCopy =
-      options.workspaceMode === 'copy' && options.workspace
-        ? await prepareWorkspaceCopy(options.workspace)
-        : undefined;
-    if (workspaceCopy) cleanup.defer('remove the workspace copy', () => workspaceCopy.cleanup());
-    const container = await createRunContainer(options, deps, cleanup, {
-      ...run,
-      runId,
-      volume: result.volume,
-      workspaceCopy,
-    });
-    const exit = await superviseContainer(container, directory, { options, deps, cleanup }, (signal) => {
-      interruptedBy = signal;
-    });
-    result.exitCode = exit.exitCode;
-    result.outcome = exit.oomKilled
-      ? { source: 'host', kind: 'oom-killed' }
-      : outcomeFromEntrypoint(exit.exitCode);
-    if (exit.oomKilled) deps.log('the container ran out of memory and was killed');
-    await collectArtifacts(container, directory, deps);
-    result.syncBack = await syncBack(container, run, deps);
-    if (workspaceCopy && options.workspace)
-      await bringBackWorkspaceChanges(workspaceCopy, {
-        workspace: options.workspace,
-        apply: options.applyPatch === true,
-        runSucceeded: result.exitCode === 0 && !interruptedBy,
-        directory,
-        log: deps.log,
-      });
+    await stageAndRun(options, deps, progress, directory);
   } catch (error) {
     if (!isCodexboxError(error)) throw error;
     result.exitCode = error.exitCode;
     result.outcome = { source: 'host', kind: error.code };
     throw error;
   } finally {
-    await cleanup.runAll((step, error) =>
-      deps.log(`warning: could not ${step}: ${(error as Error).message}`),
-    );
-    if (interruptedBy) {
-      result.exitCode = signalExitCode(constants.signals[interruptedBy]);
-      result.outcome = { source: 'host', kind: `interrupted-${interruptedBy}` };
-    }
-    if (directory && result.volume)
-      await writeRunRecord(directory, result, options).catch((error) =>
-        deps.log(`warning: could not write run.json: ${(error as Error).message}`),
-      );
+    await finishRun(options, deps, progress);
   }
   return result;
 }
