@@ -1,0 +1,55 @@
+import { spawn } from 'node:child_process';
+import type { LeaseFile } from '../src/broker/lease-file.js';
+import type { Redactor } from '../src/common/redactor.js';
+import type { Log } from './log.js';
+import type { RunUser } from './run-user.js';
+
+// A fleet task runs on a node its owner cannot reach with `docker cp`: when codex is done, its
+// artifacts go to the broker (PUT /v1/artifacts/TASK, authenticated by the run's lease). The tar
+// is made by the run user — every agent process is gone by then — so root never opens a path the
+// agent may have shaped; GNU tar stores links and FIFOs as entries without following or reading
+// them. Root only streams the bytes to the broker, over TLS pinned to the lease's CA.
+export async function uploadArtifacts(options: {
+  task: string;
+  artifactsDir: string;
+  lease: LeaseFile;
+  user: RunUser;
+  redactor: Redactor;
+  log: Log;
+}): Promise<boolean> {
+  const { lease, log } = options;
+  const tar = spawn('tar', ['-C', options.artifactsDir, '-cf', '-', '.'], {
+    uid: options.user.uid,
+    gid: options.user.gid,
+    env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' },
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  const tarExit = new Promise<number>((resolve) => tar.on('close', (code) => resolve(code ?? 1)));
+  const url = new URL(`/v1/artifacts/${encodeURIComponent(options.task)}`, lease.url).toString();
+  try {
+    const { openPinned } = await import('../src/broker/broker-client.js');
+    const response = await openPinned(url, {
+      method: 'PUT',
+      ca: lease.ca,
+      headers: { authorization: `Bearer ${lease.lease}`, 'content-type': 'application/x-tar' },
+      body: tar.stdout,
+      timeoutMs: 60_000,
+    });
+    response.resume();
+    const code = await tarExit;
+    if (response.statusCode !== 201) {
+      log.warn(`the broker did not take this task's artifacts (HTTP ${response.statusCode})`);
+      return false;
+    }
+    log.info(
+      `artifacts sent to the broker as task ${options.task}${code === 0 ? '' : ' (some files unreadable)'}`,
+    );
+    return true;
+  } catch (error) {
+    tar.kill('SIGKILL');
+    log.warn(
+      `could not send the artifacts to the broker (${options.redactor.redact((error as Error).message)})`,
+    );
+    return false;
+  }
+}

@@ -1,0 +1,198 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { extractUntrustedArchive } from '../artifacts/extract-archive.js';
+import { openRunDirectory } from '../artifacts/run-directory.js';
+import type { Redactor } from '../common/redactor.js';
+import { Secret } from '../common/secret.js';
+import { CleanupStack } from '../run/cleanup-stack.js';
+import {
+  type BrokerAdmin,
+  endFleetLease,
+  type FleetLease,
+  issueFleetLease,
+  listUploads,
+  openUpload,
+} from './fleet-lease.js';
+import { countByNode, formatProgress, taskSucceeded } from './fleet-progress.js';
+import { finishedStates, type Swarm, type TaskView } from './swarm.js';
+import { fleetServiceSpec } from './swarm-spec.js';
+
+export interface FleetRunOptions {
+  // Names the service, secret and config (codexbox-fleet-NAME) and the lease's run id.
+  name: string;
+  broker: BrokerAdmin;
+  image: string;
+  replicas: number;
+  maxConcurrent: number;
+  codexArgs: string[];
+  placement: string[];
+  network?: string;
+  env: string[];
+  configText?: string;
+  artifactsDir: string;
+  leaseTtlMs: number;
+  pollMs?: number;
+}
+
+export interface FleetDeps {
+  swarm: Swarm;
+  redactor: Redactor;
+  log: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface TaskReport {
+  task: string;
+  node: string;
+  state: string;
+  exitCode?: number;
+  message: string;
+  // Files unpacked from what the task sent the broker; null: it sent nothing.
+  artifactFiles: number | null;
+}
+
+export interface FleetResult {
+  name: string;
+  tasks: TaskReport[];
+  succeeded: number;
+  failed: number;
+  artifactsDir: string;
+}
+
+export class FleetInterrupted extends Error {}
+
+// A fleet: one lease for the job, handed to every task as a Swarm secret; a replicated job of
+// codexbox containers; progress per node until every task has finished; each task's artifacts
+// fetched from the broker and unpacked with the safe extractor. Service, secret, config, the
+// uploads and the lease are gone afterwards, on every path.
+export async function runFleet(options: FleetRunOptions, deps: FleetDeps): Promise<FleetResult> {
+  await deps.swarm.assertManager();
+  await openRunDirectory(options.artifactsDir);
+  const cleanup = new CleanupStack();
+  try {
+    const { serviceId, lease } = await launch(options, deps, cleanup);
+    const tasks = await waitForTasks(serviceId, options, deps);
+    return await collect(lease, tasks, options, deps);
+  } finally {
+    await cleanup.runAll((step, error) =>
+      deps.log(`warning: could not ${step}: ${(error as Error).message}`),
+    );
+  }
+}
+
+async function launch(options: FleetRunOptions, deps: FleetDeps, cleanup: CleanupStack) {
+  const { swarm } = deps;
+  const base = `codexbox-fleet-${options.name}`;
+  const labels = { 'io.codexbox.fleet': options.name };
+  const lease = await issueFleetLease(
+    options.broker,
+    `fleet-${options.name}`,
+    options.replicas,
+    options.leaseTtlMs,
+  );
+  deps.redactor.register(new Secret(lease.file.lease));
+  cleanup.defer('end the fleet lease at the broker', () => endFleetLease(options.broker, lease.id));
+  const secretId = await swarm.createSecret(`${base}-lease`, JSON.stringify(lease.file), labels);
+  cleanup.defer('remove the lease secret', () => swarm.removeSecret(secretId));
+  let config: { id: string; name: string } | undefined;
+  if (options.configText !== undefined) {
+    config = {
+      id: await swarm.createConfig(`${base}-config`, options.configText, labels),
+      name: `${base}-config`,
+    };
+    const configId = config.id;
+    cleanup.defer('remove the config', () => swarm.removeConfig(configId));
+  }
+  const serviceId = await swarm.createService(
+    fleetServiceSpec({
+      ...options,
+      name: base,
+      secret: { id: secretId, name: `${base}-lease` },
+      config,
+      labels,
+    }),
+  );
+  cleanup.defer('remove the fleet service', () => swarm.removeService(serviceId));
+  deps.log(
+    `fleet ${options.name}: ${options.replicas} tasks (at most ${options.maxConcurrent} at once), service ${base}`,
+  );
+  return { serviceId, lease };
+}
+
+async function waitForTasks(
+  serviceId: string,
+  options: FleetRunOptions,
+  deps: FleetDeps,
+): Promise<TaskView[]> {
+  const names = await deps.swarm.nodeNames();
+  let last = '';
+  for (;;) {
+    if (deps.signal?.aborted) throw new FleetInterrupted(String(deps.signal.reason ?? 'interrupted'));
+    const tasks = await deps.swarm.tasks(serviceId);
+    const line = formatProgress(countByNode(tasks, names), options.replicas);
+    if (line !== last) deps.log(`fleet ${options.name}: ${line}`);
+    last = line;
+    const finished = tasks.filter((task) => finishedStates.has(task.state));
+    if (finished.length >= options.replicas) return finished;
+    await sleep(options.pollMs ?? 1000, undefined, { signal: deps.signal }).catch(() => undefined);
+  }
+}
+
+async function collect(
+  lease: FleetLease,
+  tasks: TaskView[],
+  options: FleetRunOptions,
+  deps: FleetDeps,
+): Promise<FleetResult> {
+  const names = await deps.swarm.nodeNames();
+  const uploads = await listUploads(options.broker, lease.id);
+  const reports: TaskReport[] = [];
+  for (const task of tasks) {
+    const files = uploads.has(task.id) ? await fetchTaskArtifacts(lease, task.id, options, deps) : null;
+    reports.push({
+      task: task.id,
+      node: names.get(task.nodeId) ?? task.nodeId,
+      state: task.state,
+      exitCode: task.exitCode,
+      message: deps.redactor.redact(task.message),
+      artifactFiles: files,
+    });
+  }
+  const succeeded = tasks.filter(taskSucceeded).length;
+  const result = {
+    name: options.name,
+    tasks: reports,
+    succeeded,
+    failed: tasks.length - succeeded,
+    artifactsDir: options.artifactsDir,
+  };
+  await writeFile(join(options.artifactsDir, 'fleet.json'), `${JSON.stringify(result, null, 2)}\n`, {
+    mode: 0o600,
+  });
+  return result;
+}
+
+async function fetchTaskArtifacts(
+  lease: FleetLease,
+  task: string,
+  options: FleetRunOptions,
+  deps: FleetDeps,
+): Promise<number> {
+  const response = await openUpload(options.broker, lease.id, task);
+  if (response.statusCode !== 200) {
+    response.resume();
+    deps.log(
+      `fleet ${options.name}: task ${task}: the broker did not hand over its artifacts (HTTP ${response.statusCode})`,
+    );
+    return 0;
+  }
+  // The entrypoint's `tar -C /artifacts .`: entries are ./NAME.
+  const directory = await openRunDirectory(join(options.artifactsDir, `task-${task}`));
+  const extracted = await extractUntrustedArchive(response, directory);
+  if (extracted.skipped.length > 0)
+    deps.log(
+      `fleet ${options.name}: task ${task}: skipped ${extracted.skipped.length} links or unsafe entries`,
+    );
+  return extracted.files;
+}

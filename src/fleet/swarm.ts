@@ -1,0 +1,97 @@
+import Docker from 'dockerode';
+import { SwarmNotManagerError } from '../common/errors.js';
+import { attempt, ignoring } from '../docker/dockerode-adapter.js';
+
+export interface TaskView {
+  id: string;
+  nodeId: string;
+  // Swarm's task state: new … running, complete, failed, rejected, shutdown, orphaned.
+  state: string;
+  exitCode?: number;
+  message: string;
+}
+
+export const finishedStates = new Set(['complete', 'failed', 'rejected', 'shutdown', 'orphaned', 'remove']);
+
+// The few Swarm calls a fleet makes, each translated into codexbox's Docker errors.
+export class Swarm {
+  readonly #docker: Docker;
+
+  constructor(docker = new Docker()) {
+    this.#docker = docker;
+  }
+
+  async assertManager(): Promise<void> {
+    const info = (await attempt(() => this.#docker.info(), 'read the engine info')) as {
+      Swarm?: { LocalNodeState?: string; ControlAvailable?: boolean };
+    };
+    if (info.Swarm?.ControlAvailable) return;
+    throw new SwarmNotManagerError(
+      `this Docker engine is not a Swarm manager (swarm: ${info.Swarm?.LocalNodeState || 'inactive'})`,
+      {
+        hint: 'Run codexbox fleet on a manager (docker swarm init, or DOCKER_HOST=… of a manager).',
+      },
+    );
+  }
+
+  async createSecret(name: string, data: string, labels: Record<string, string>): Promise<string> {
+    const created = await attempt(
+      () =>
+        this.#docker.createSecret({ Name: name, Labels: labels, Data: Buffer.from(data).toString('base64') }),
+      'create a Swarm secret',
+    );
+    return (created as { id: string }).id;
+  }
+
+  async createConfig(name: string, data: string, labels: Record<string, string>): Promise<string> {
+    const created = await attempt(
+      () =>
+        this.#docker.createConfig({ Name: name, Labels: labels, Data: Buffer.from(data).toString('base64') }),
+      'create a Swarm config',
+    );
+    return (created as { id: string }).id;
+  }
+
+  async createService(spec: Docker.CreateServiceOptions): Promise<string> {
+    const created = await attempt(() => this.#docker.createService(spec), 'create the fleet service');
+    return (created as unknown as { id: string }).id;
+  }
+
+  async tasks(serviceId: string): Promise<TaskView[]> {
+    const tasks = (await attempt(
+      () => this.#docker.listTasks({ filters: JSON.stringify({ service: [serviceId] }) }),
+      'list the fleet tasks',
+    )) as {
+      ID: string;
+      NodeID?: string;
+      Status?: { State?: string; Message?: string; Err?: string; ContainerStatus?: { ExitCode?: number } };
+    }[];
+    return tasks.map((task) => ({
+      id: task.ID,
+      nodeId: task.NodeID ?? '',
+      state: task.Status?.State ?? 'new',
+      exitCode: task.Status?.ContainerStatus?.ExitCode,
+      message: task.Status?.Err || task.Status?.Message || '',
+    }));
+  }
+
+  async nodeNames(): Promise<Map<string, string>> {
+    const nodes = (await attempt(() => this.#docker.listNodes(), 'list the Swarm nodes')) as {
+      ID: string;
+      Description?: { Hostname?: string };
+    }[];
+    return new Map(nodes.map((node) => [node.ID, node.Description?.Hostname ?? node.ID.slice(0, 12)]));
+  }
+
+  async removeService(id: string): Promise<void> {
+    await ignoring([404], () => this.#docker.getService(id).remove(), 'remove the fleet service');
+  }
+
+  async removeSecret(id: string): Promise<void> {
+    await ignoring([404], () => this.#docker.getSecret(id).remove(), 'remove the fleet secret');
+  }
+
+  async removeConfig(id: string): Promise<void> {
+    await ignoring([404], () => this.#docker.getConfig(id).remove(), 'remove the fleet config');
+  }
+}

@@ -1,0 +1,53 @@
+import { execa } from 'execa';
+
+// A test that needs a Swarm makes this engine a single-node one if it is not in a swarm yet, and
+// leaves that swarm afterwards; an engine already in a swarm is used as it is.
+export async function ensureSwarm(): Promise<{ release(): Promise<void> }> {
+  const state = (await execa('docker', ['info', '--format', '{{.Swarm.LocalNodeState}}'])).stdout.trim();
+  if (state === 'active') return { release: async () => {} };
+  await execa('docker', ['swarm', 'init', '--advertise-addr', '127.0.0.1']);
+  return {
+    release: async () => {
+      await execa('docker', ['swarm', 'leave', '--force'], { reject: false });
+    },
+  };
+}
+
+// What Swarm holds for the fleets (services, secrets, configs), by name.
+export async function fleetObjects(): Promise<string[]> {
+  const names: string[] = [];
+  for (const kind of ['service', 'secret', 'config']) {
+    const listed = await execa('docker', [
+      kind,
+      'ls',
+      '--filter',
+      'label=io.codexbox.fleet',
+      '--format',
+      '{{.Name}}',
+    ]);
+    names.push(
+      ...listed.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((name) => `${kind} ${name}`),
+    );
+  }
+  return names;
+}
+
+// docker inspect of every fleet object, for a canary scan while a fleet runs.
+export async function inspectFleetObjects(): Promise<string> {
+  let text = '';
+  for (const kind of ['service', 'secret', 'config']) {
+    const ids = (
+      await execa('docker', [kind, 'ls', '-q', '--filter', 'label=io.codexbox.fleet'], { reject: false })
+    ).stdout
+      .split('\n')
+      .filter(Boolean);
+    if (ids.length === 0) continue;
+    text += (await execa('docker', [kind, 'inspect', ...ids], { reject: false })).stdout;
+    text += (await execa('docker', [kind, 'ls', '--filter', 'label=io.codexbox.fleet'], { reject: false }))
+      .stdout;
+  }
+  return text;
+}
