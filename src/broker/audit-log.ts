@@ -11,15 +11,32 @@ export interface AuditEvent {
 }
 
 // Append-only JSON lines, one per event, 0600: who got tokens when, and what the broker did.
+// Lines recorded while a write is under way go out together in the next one (one open, write and
+// close for a burst of lease holders, not one each); a record settles with the write that holds its line.
 export class AuditLog {
   readonly #path: string;
+  #queued: string[] = [];
+  // The write that will take the queued lines, once the one before it has ended.
+  #next: Promise<void> | undefined;
+  #latest: Promise<void> = Promise.resolve();
 
   constructor(dir: string) {
     this.#path = join(dir, 'audit.jsonl');
   }
 
-  async record(event: AuditEvent): Promise<void> {
-    const line = `${JSON.stringify({ at: new Date().toISOString(), ...event })}\n`;
-    await appendFile(this.#path, line, { mode: 0o600, flag: 'a' });
+  record(event: AuditEvent): Promise<void> {
+    this.#queued.push(`${JSON.stringify({ at: new Date().toISOString(), ...event })}\n`);
+    if (!this.#next) {
+      this.#next = this.#latest
+        .catch(() => undefined)
+        .then(() => {
+          const lines = this.#queued.join('');
+          this.#queued = [];
+          this.#next = undefined;
+          return appendFile(this.#path, lines, { mode: 0o600, flag: 'a' });
+        });
+      this.#latest = this.#next;
+    }
+    return this.#next;
   }
 }
