@@ -32,10 +32,10 @@ const secretWarning = [
   '# annotation). Revoke the lease when the Job is done: codexbox broker revoke LEASE-ID.',
 ];
 
-// One multi-document YAML file. Integers stay decimal (defaultMode 256 is 0400): Kubernetes' YAML
-// reader would take 0o400 for a string.
+// One multi-document YAML file, without anchors and aliases for shared parts. Integers stay decimal
+// (defaultMode 256 is 0400): Kubernetes' YAML reader would take 0o400 for a string.
 export function manifestYaml(objects: KubeObject[]): string {
   const header = ['# Rendered by `codexbox kube render`.', ...(holdsSecret(objects) ? secretWarning : [])];
-  const documents = objects.map((object) => stringify(object, { lineWidth: 0 }));
+  const documents = objects.map((object) => stringify(object, { lineWidth: 0, aliasDuplicateObjects: false }));
   return `${header.join('\n')}\n---\n${documents.join('---\n')}`;
 }
