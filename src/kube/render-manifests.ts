@@ -28,14 +28,16 @@ export function holdsSecret(objects: KubeObject[]): boolean {
 
 const secretWarning = [
   '# This file holds a codexbox broker lease (the Secret below): keep it out of version control and',
-  '# logs, and create it with `kubectl create -f` (plain `kubectl apply` copies the Secret into an',
-  '# annotation). Revoke the lease when the Job is done: codexbox broker revoke LEASE-ID.',
+  '# logs. Create it with `kubectl create -f` or `kubectl apply --server-side -f` (a client-side',
+  '# apply copies the Secret into an annotation); revoke the lease when the Job is done.',
 ];
 
 // One multi-document YAML file, without anchors and aliases for shared parts. Integers stay decimal
 // (defaultMode 256 is 0400): Kubernetes' YAML reader would take 0o400 for a string.
 export function manifestYaml(objects: KubeObject[]): string {
   const header = ['# Rendered by `codexbox kube render`.', ...(holdsSecret(objects) ? secretWarning : [])];
-  const documents = objects.map((object) => stringify(object, { lineWidth: 0, aliasDuplicateObjects: false }));
+  const documents = objects.map((object) =>
+    stringify(object, { lineWidth: 0, aliasDuplicateObjects: false }),
+  );
   return `${header.join('\n')}\n---\n${documents.join('---\n')}`;
 }
