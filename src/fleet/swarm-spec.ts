@@ -6,6 +6,8 @@ import { entrypointCapabilities } from '../run/run-codex.js';
 export const leaseSecretFile = 'codexbox_lease';
 export const seedConfigPath = '/run/codexbox/config.toml';
 const pidsLimit = 1024;
+const codexHomeDir = '/codex-home';
+const vaultDir = '/var/lib/codexbox/vault';
 
 export interface FleetServiceOptions {
   name: string;
@@ -57,7 +59,12 @@ export function fleetServiceSpec(options: FleetServiceOptions): Docker.CreateSer
           },
         ]
       : [],
-    Mounts: [{ Type: 'tmpfs', Target: '/codex-home', TmpfsOptions: { Mode: 0o700 } }],
+    // The image's two volumes, as tmpfs: nothing of a task outlives it on the node's disk.
+    Mounts: [codexHomeDir, vaultDir].map((Target) => ({
+      Type: 'tmpfs',
+      Target,
+      TmpfsOptions: { Mode: 0o700 },
+    })),
     CapabilityDrop: ['ALL'],
     CapabilityAdd: entrypointCapabilities,
   };

@@ -80,7 +80,7 @@ export class Swarm {
       ID: string;
       Description?: { Hostname?: string };
     }[];
-    return new Map(nodes.map((node) => [node.ID, node.Description?.Hostname ?? node.ID.slice(0, 12)]));
+    return nodeLabels(nodes.map((node) => ({ id: node.ID, hostname: node.Description?.Hostname })));
   }
 
   async removeService(id: string): Promise<void> {
@@ -94,4 +94,16 @@ export class Swarm {
   async removeConfig(id: string): Promise<void> {
     await ignoring([404], () => this.#docker.getConfig(id).remove(), 'remove the fleet config');
   }
+}
+
+// Each node by its hostname; nodes sharing one (cloned machines) also by their id's start.
+export function nodeLabels(nodes: { id: string; hostname?: string }[]): Map<string, string> {
+  const count = new Map<string, number>();
+  for (const node of nodes) count.set(node.hostname ?? '', (count.get(node.hostname ?? '') ?? 0) + 1);
+  return new Map(
+    nodes.map((node) => {
+      const unique = node.hostname && count.get(node.hostname) === 1;
+      return [node.id, unique ? node.hostname! : `${node.hostname ?? 'node'}/${node.id.slice(0, 12)}`];
+    }),
+  );
 }
