@@ -32,6 +32,8 @@ export interface RunState {
   guard?: CredentialGuard;
   // False when the artifacts directory could not be prepared: nothing is written there.
   artifacts: boolean;
+  // CODEXBOX_CONFIG_FILE was copied into CODEX_HOME on this start: it is what gets recorded.
+  seeded?: boolean;
 }
 
 // What codex's own auth.json holds after the run: the agent's file, read without following links.

@@ -60,6 +60,11 @@ export const commands: CommandEntry[] = [
     load: async () => (await import('./commands/broker.js')).brokerCommand,
   },
   {
+    name: 'fleet run',
+    summary: 'Run N codex tasks as a Docker Swarm job on any nodes, all on one broker lease',
+    load: async () => (await import('./commands/fleet.js')).fleetRunCommand,
+  },
+  {
     name: 'kube render',
     summary: 'Write Kubernetes manifests: an indexed codex Job with its lease Secret, and/or the broker',
     load: async () => (await import('./commands/kube.js')).kubeRenderCommand,

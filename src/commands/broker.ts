@@ -21,7 +21,7 @@ import { parseOptions } from './parse-options.js';
 
 const hint = 'Run `codexbox broker --help`.';
 
-function defaultBrokerDir(env: NodeJS.ProcessEnv): string {
+export function defaultBrokerDir(env: NodeJS.ProcessEnv): string {
   return join(env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'codexbox', 'broker');
 }
 
