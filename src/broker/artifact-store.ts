@@ -10,6 +10,8 @@ import type { Readable } from 'node:stream';
 export const taskKeyPattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 export class ArtifactTooLargeError extends Error {}
+// A lease holds at most one upload per holder: a lease cannot fill the broker's disk.
+export class TooManyUploadsError extends Error {}
 
 export interface StoredArtifact {
   task: string;
@@ -30,9 +32,11 @@ export class ArtifactStore {
   }
 
   // Written beside its final name and renamed over it: a reader sees a whole upload or none.
-  async put(leaseId: string, task: string, body: Readable): Promise<number> {
+  async put(leaseId: string, task: string, body: Readable, maxTasks: number): Promise<number> {
     const dir = join(this.#root, leaseId);
     await mkdir(dir, { recursive: true, mode: 0o700 });
+    const others = (await readdir(dir)).filter((name) => name !== `${task}.tar`);
+    if (others.length >= maxTasks) throw new TooManyUploadsError();
     const temporary = join(dir, `.${task}.${randomBytes(6).toString('hex')}.partial`);
     const handle = await open(temporary, 'wx', 0o600);
     let bytes = 0;

@@ -5,7 +5,12 @@ import type { AddressInfo } from 'node:net';
 import { RefreshUnavailableError, ReloginRequiredError } from '../common/errors.js';
 import { fingerprint } from '../common/fingerprint.js';
 import { codexOAuthClientId } from '../common/refresh-client.js';
-import { type ArtifactStore, ArtifactTooLargeError, taskKeyPattern } from './artifact-store.js';
+import {
+  type ArtifactStore,
+  ArtifactTooLargeError,
+  TooManyUploadsError,
+  taskKeyPattern,
+} from './artifact-store.js';
 import type { AuditLog } from './audit-log.js';
 import type { BrokerFiles } from './broker-files.js';
 import type { LeaseStore } from './lease-store.js';
@@ -165,8 +170,10 @@ export class BrokerServer {
       return send(response.setHeader('connection', 'close'), 413, { error: 'too_large' });
     let bytes: number;
     try {
-      bytes = await artifacts.put(lease.id, task, request);
+      bytes = await artifacts.put(lease.id, task, request, lease.holders ?? 1);
     } catch (error) {
+      if (error instanceof TooManyUploadsError)
+        return send(response.setHeader('connection', 'close'), 409, { error: 'one_upload_per_holder' });
       if (!(error instanceof ArtifactTooLargeError)) throw error;
       return send(response.setHeader('connection', 'close'), 413, { error: 'too_large' });
     }
