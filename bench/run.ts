@@ -1,5 +1,6 @@
 // `npm run bench`: codexbox against the plain way, measured side by side in one run. Prints a table,
 // writes bench/results/latest.json and bench/RESULTS.md. Needs Docker; builds what it lacks.
+// `npm run bench -- --only broker` (or `npm run bench:broker`) runs the broker load alone.
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, totalmem, type } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +10,8 @@ import { fakeJwt } from '../src/demo/fake-jwt.js';
 import { MockBackend } from '../src/demo/mock-backend.js';
 import { buildImage } from '../src/docker/build-image.js';
 import { DockerodeAdapter } from '../src/docker/dockerode-adapter.js';
+import { brokerLoad } from './broker-load.js';
+import { brokerLoadSection, withBrokerLoadSection } from './broker-report.js';
 import { alternatingPairs, type Summary, summarize } from './stats.js';
 
 const pairs = Number(process.env.CODEXBOX_BENCH_PAIRS ?? 10);
@@ -298,8 +301,24 @@ const ms = (value: number) => `${value.toFixed(0)} ms`;
 const row = (name: string, a: Summary, b: Summary, ratio: Summary, target: string) =>
   `| ${name} | ${ms(a.median)} (${ms(a.min)}–${ms(a.max)}) | ${ms(b.median)} (${ms(b.min)}–${ms(b.max)}) | ${ratio.median.toFixed(2)} (${ratio.min.toFixed(2)}–${ratio.max.toFixed(2)}) | +${ms(a.median - b.median)} | ${target} |`;
 
-const work = await mkdtemp('/var/tmp/codexbox-bench-');
-try {
+// Broker load (row 7): its own section of RESULTS.md, printed as it is measured.
+async function brokerSection(work: string, command: string) {
+  const broker = await brokerLoad(join(work, 'broker-load'));
+  const section = brokerLoadSection(broker, command);
+  process.stdout.write(`\n${section}\n`);
+  return { broker, section };
+}
+
+// `npm run bench -- --only broker`: the broker load alone; only its section of RESULTS.md changes.
+async function brokerOnly(work: string): Promise<void> {
+  const { broker, section } = await brokerSection(work, 'npm run bench -- --only broker');
+  await mkdir('bench/results', { recursive: true });
+  await writeFile('bench/results/broker-latest.json', `${JSON.stringify(broker, null, 2)}\n`);
+  const current = await readFile('bench/RESULTS.md', 'utf8').catch(() => '# Benchmark results\n');
+  await writeFile('bench/RESULTS.md', withBrokerLoadSection(current, section));
+}
+
+async function everything(work: string): Promise<void> {
   const base = await baseImage();
   await ensureImages(base);
   const entry = await entrypointOverhead();
@@ -308,6 +327,7 @@ try {
   const rssMb = await supervisorMemory(work);
   const proxy = await proxyOverhead();
   const proxyRssMb = (await supervisorMemory(work, true)) - rssMb;
+  const { broker, section } = await brokerSection(work, 'npm run bench');
   const ours = (await docker.inspectImage(image))!.sizeBytes / 1e6;
   const baseline = (await docker.inspectImage(baselineImage))!.sizeBytes / 1e6;
   const machine = `${type()} ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Docker ${(await execa('docker', ['version', '--format', '{{.Server.Version}}'])).stdout}, base ${base}`;
@@ -321,6 +341,7 @@ try {
     rssMb,
     proxy: { ...proxy, rssMb: proxyRssMb },
     imageMb: { ours, baseline, overhead: ours - baseline },
+    broker,
   };
   const table = [
     '| measure | codexbox: median (min–max) | plain: median (min–max) | ratio | difference | target |',
@@ -364,8 +385,16 @@ try {
   const notes = await readFile('bench/NOTES.md', 'utf8').catch(() => '');
   await writeFile(
     'bench/RESULTS.md',
-    `# Benchmark results\n\nMeasured ${results.date} by \`npm run bench\` (${pairs} alternating pairs per timing).\n\nMachine: ${machine}\n\n${table}\n\n${notes}`,
+    `# Benchmark results\n\nMeasured ${results.date} by \`npm run bench\` (${pairs} alternating pairs per timing).\n\nMachine: ${machine}\n\n${table}\n\n${section}\n\n${notes}`,
   );
+}
+
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
+if (only !== undefined && only !== 'broker') throw new Error(`--only takes broker, not ${only}`);
+const work = await mkdtemp('/var/tmp/codexbox-bench-');
+try {
+  if (only === 'broker') await brokerOnly(work);
+  else await everything(work);
 } finally {
   await rm(work, { recursive: true, force: true, maxRetries: 3 }).catch(() => undefined);
 }

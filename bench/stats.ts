@@ -31,3 +31,9 @@ export async function alternatingPairs(pairs: number, a: () => Promise<number>, 
     ratios: summarize(as.map((value, index) => value / bs[index]!)),
   };
 }
+
+// Nearest-rank percentile (p in 0–100) of unsorted values.
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}

@@ -1,0 +1,203 @@
+// Broker load (issue 12): many lease holders refreshing at once through `codexbox broker serve`,
+// run as its own process (so its memory is its own), against a mock OAuth endpoint in another
+// process. Every round starts when the broker's access token is due, so each round needs exactly
+// one upstream refresh; the holders speak codex's refresh body, with their lease as the token.
+import { createHash } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
+import { Agent } from 'node:https';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { execa } from 'execa';
+import {
+  type BrokerProcess,
+  codexClientId,
+  issueLeases,
+  type MockUpstream,
+  postPinned,
+  probeCount,
+  probeRefreshToken,
+  sampleProcess,
+  startBroker,
+  startMockUpstream,
+} from './broker-processes.js';
+import { percentile, type Summary, summarize } from './stats.js';
+
+// The broker refreshes when its token has less than the margin left; the mock's tokens live the
+// margin plus a few seconds, so the token is due again shortly after each round's refresh. The
+// broker allows 30 token requests per lease a minute: rounds are 4 s apart at the least.
+const marginSeconds = 600;
+const dueAfterSeconds = 3;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+interface RoundResult {
+  latencies: number[];
+  wallMs: number;
+  failures: number;
+  distinctAccessTokens: number;
+  upstreamCalls: number;
+  brokerCpuMs: number;
+  clientCpuMs: number;
+}
+
+interface Setup {
+  broker: BrokerProcess;
+  upstream: MockUpstream;
+  leases: string[];
+  ticksPerSecond: number;
+}
+
+function refreshBody(lease: string): string {
+  return JSON.stringify({
+    client_id: codexClientId,
+    grant_type: 'refresh_token',
+    refresh_reason: 'proactive_expiry',
+    refresh_token: lease,
+  });
+}
+
+// Every holder POSTs codex's refresh body with its lease at once; answers must be 200 with tokens.
+async function round({ broker, upstream, leases, ticksPerSecond }: Setup, agent: Agent | false) {
+  const refreshesBefore = await upstream.refreshes();
+  const before = await sampleProcess(broker.pid, ticksPerSecond);
+  const clientBefore = process.cpuUsage();
+  const started = performance.now();
+  const answers = await Promise.all(
+    leases.map((lease) => postPinned(`${broker.url}/oauth/token`, broker.ca, refreshBody(lease), agent)),
+  );
+  const wallMs = performance.now() - started;
+  const client = process.cpuUsage(clientBefore);
+  const after = await sampleProcess(broker.pid, ticksPerSecond);
+  const accessTokens = new Set<string>();
+  let failures = 0;
+  for (const answer of answers) {
+    const body = answer.status === 200 ? (JSON.parse(answer.text) as { access_token?: string }) : {};
+    if (body.access_token) accessTokens.add(createHash('sha256').update(body.access_token).digest('hex'));
+    else failures++;
+  }
+  return {
+    latencies: answers.map((answer) => answer.ms),
+    wallMs,
+    failures,
+    distinctAccessTokens: accessTokens.size,
+    upstreamCalls: (await upstream.refreshes()) - refreshesBefore,
+    brokerCpuMs: after.cpuMs - before.cpuMs,
+    clientCpuMs: (client.user + client.system) / 1000,
+  } satisfies RoundResult;
+}
+
+export interface ModeResult {
+  rounds: number;
+  latencyMs: { p50: number; p99: number; max: number };
+  requestsPerSecond: Summary;
+  upstreamCallsPerRound: number[];
+  distinctAccessTokensPerRound: number[];
+  failures: number;
+  brokerCpuMsPerRequest: number;
+  clientCpuMsPerRequest: number;
+}
+
+function summarizeRounds(results: RoundResult[], holders: number): ModeResult {
+  const latencies = results.flatMap((result) => result.latencies);
+  const perRequest = (total: number) => total / (holders * results.length);
+  return {
+    rounds: results.length,
+    latencyMs: {
+      p50: percentile(latencies, 50),
+      p99: percentile(latencies, 99),
+      max: Math.max(...latencies),
+    },
+    requestsPerSecond: summarize(results.map((result) => (holders / result.wallMs) * 1000)),
+    upstreamCallsPerRound: results.map((result) => result.upstreamCalls),
+    distinctAccessTokensPerRound: results.map((result) => result.distinctAccessTokens),
+    failures: results.reduce((total, result) => total + result.failures, 0),
+    brokerCpuMsPerRequest: perRequest(results.reduce((total, result) => total + result.brokerCpuMs, 0)),
+    clientCpuMsPerRequest: perRequest(results.reduce((total, result) => total + result.clientCpuMs, 0)),
+  };
+}
+
+// Rounds start once the broker's token is due again; a first warm-up round is not counted.
+async function measuredRounds(setup: Setup, agent: Agent | false, rounds: number): Promise<ModeResult> {
+  const results: RoundResult[] = [];
+  for (let index = 0; index <= rounds; index++) {
+    const started = performance.now();
+    const result = await round(setup, agent);
+    if (index > 0) results.push(result);
+    await sleep(Math.max(500, started + (dueAfterSeconds + 1) * 1000 - performance.now()));
+  }
+  return summarizeRounds(results, setup.leases.length);
+}
+
+// The mock's own answer to a refresh (plain HTTP on loopback), to set apart from the broker's time.
+async function upstreamLatency(upstream: MockUpstream): Promise<{ p50: number; p99: number }> {
+  const times: number[] = [];
+  for (let index = 0; index < probeCount; index++) {
+    const started = performance.now();
+    const response = await fetch(upstream.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        client_id: codexClientId,
+        grant_type: 'refresh_token',
+        refresh_token: probeRefreshToken(index),
+      }),
+    });
+    await response.text();
+    if (index >= 20) times.push(performance.now() - started);
+  }
+  return { p50: percentile(times, 50), p99: percentile(times, 99) };
+}
+
+export interface BrokerVariantResult {
+  nodeOptions: string;
+  fresh: ModeResult;
+  kept: ModeResult;
+  rssMb: { idle: number; afterRounds: number; peak: number };
+  upstreamMs: { p50: number; p99: number };
+}
+
+// One broker process: new TLS connections per holder first (as containers make them), then
+// connections kept alive from a warm-up round on (the TLS handshake out of the measure).
+async function measureBroker(work: string, holders: number, rounds: number, nodeOptions: string) {
+  const ticksPerSecond = Number((await execa('getconf', ['CLK_TCK'])).stdout) || 100;
+  const upstream = await startMockUpstream(marginSeconds + dueAfterSeconds);
+  await mkdir(work, { recursive: true });
+  const broker = await startBroker(work, upstream, marginSeconds, nodeOptions);
+  try {
+    const idle = await sampleProcess(broker.pid, ticksPerSecond);
+    const upstreamMs = await upstreamLatency(upstream);
+    const setup = { broker, upstream, leases: await issueLeases(broker, holders), ticksPerSecond };
+    const fresh = await measuredRounds(setup, false, rounds);
+    const keepAlive = new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY });
+    const kept = await measuredRounds(setup, keepAlive, rounds);
+    keepAlive.destroy();
+    const last = await sampleProcess(broker.pid, ticksPerSecond);
+    const rssMb = { idle: idle.rssMb, afterRounds: last.rssMb, peak: last.peakMb };
+    return { nodeOptions, fresh, kept, rssMb, upstreamMs } satisfies BrokerVariantResult;
+  } finally {
+    await broker.stop();
+    await upstream.close();
+  }
+}
+
+export interface BrokerLoadResult {
+  date: string;
+  holders: number;
+  loadAverage: { before: string; after: string };
+  variants: BrokerVariantResult[];
+}
+
+const loadAverage = async () => (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
+
+// The default broker, then the same with a smaller V8 young generation (what RSS depends on most).
+export async function brokerLoad(work: string, holders = 500, rounds = 8): Promise<BrokerLoadResult> {
+  const before = await loadAverage();
+  const variants: BrokerVariantResult[] = [];
+  for (const [index, nodeOptions] of ['', '--max-semi-space-size=2'].entries())
+    variants.push(await measureBroker(join(work, `broker-${index}`), holders, rounds, nodeOptions));
+  return {
+    date: new Date().toISOString(),
+    holders,
+    loadAverage: { before, after: await loadAverage() },
+    variants,
+  };
+}
