@@ -42,6 +42,9 @@ export interface EntrypointConfig {
   metadata: boolean;
   // How long codex gets between SIGTERM and SIGKILL; below Docker's 10 s stop grace.
   killGraceMs: number;
+  // CODEXBOX_LOGIN_CALLBACK_PORT (codexbox login): relay this port of the container's own
+  // addresses to codex's login callback on 127.0.0.1, so a port Docker publishes reaches it.
+  loginCallbackPort?: number;
 }
 
 const variableName = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -77,6 +80,15 @@ function readMaxRunTime(env: NodeJS.ProcessEnv): number | undefined {
   } catch {
     throw configError('CODEXBOX_MAX_RUN_TIME takes a duration like 90m', 'Unset it for no limit.');
   }
+}
+
+function readLoginCallbackPort(env: NodeJS.ProcessEnv): number | undefined {
+  const text = env.CODEXBOX_LOGIN_CALLBACK_PORT;
+  if (!text) return undefined;
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port < 1024 || port > 65535)
+    throw configError('CODEXBOX_LOGIN_CALLBACK_PORT must be a port from 1024 to 65535', 'Unset it.');
+  return port;
 }
 
 // The image's own CODEX_HOME; a caller may point CODEX_HOME elsewhere.
@@ -160,5 +172,6 @@ export function readEntrypointConfig(
     codexPackageRoot: env.CODEXBOX_CODEX_BIN ? env.CODEXBOX_CODEX_PACKAGE_ROOT || null : null,
     metadata: env.CODEXBOX_METADATA !== 'off',
     killGraceMs: 8_000,
+    loginCallbackPort: readLoginCallbackPort(env),
   };
 }

@@ -22,6 +22,7 @@ import { type EntrypointConfig, readEntrypointConfig } from './config.js';
 import { guardCredential } from './credential-guard.js';
 import { defuseLogsDirectory } from './defuse-logs.js';
 import { createLog, type Log } from './log.js';
+import { startCallbackRelay, wantsCallbackRelay } from './login-callback.js';
 import { prepareCodexHome, refreshClassOf } from './prepare-codex-home.js';
 import { type RunOutput, type RunState, readRunOutput, recordOutcome } from './record-outcome.js';
 import { adoptRunUser, type RunUser, resolveRunUser } from './run-user.js';
@@ -234,9 +235,14 @@ async function runCodex(
   try {
     await prepare(state, args, redactor, log);
     await startGuard(state, redactor, log);
+    const { loginCallbackPort } = state.config;
+    const relay = wantsCallbackRelay(loginCallbackPort, args)
+      ? await startCallbackRelay(loginCallbackPort)
+      : undefined;
     try {
       outcome = await superviseCodex(state, args, redactor);
     } finally {
+      await relay?.close();
       await finishRun(state, log);
     }
     output = await readRunOutput(state, true, redactor, log);

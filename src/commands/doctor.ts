@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { parseDuration } from '../common/duration.js';
-import { isCodexboxError } from '../common/errors.js';
+import { CredentialsNotFoundError, isCodexboxError } from '../common/errors.js';
 import { ExitCode } from '../common/exit-codes.js';
 import { refreshClientFromEnv } from '../common/refresh-client.js';
 import { defaultImage } from '../docker/build-image.js';
@@ -36,6 +36,15 @@ async function check(
 // The contract: skip is never a failure; the exit code is the first failed check's, else 0.
 export function doctorExitCode(results: CheckResult[]): number {
   return results.find((result) => result.status === 'fail')?.exitCode ?? ExitCode.ok;
+}
+
+// No login yet: the image carries codex, so its login needs nothing installed on this machine.
+function suggestCodexboxLogin(error: unknown): never {
+  if (!(error instanceof CredentialsNotFoundError)) throw error;
+  throw new CredentialsNotFoundError(error.message, {
+    hint: "Log in with `codexbox login` (codex's own login, run in the image; --device-auth on a machine without a browser, --with-api-key for a key on stdin), or pass --codex-home DIR.",
+    cause: error,
+  });
 }
 
 const marks: Record<CheckStatus, string> = { pass: 'ok  ', warn: 'warn', fail: 'FAIL', skip: 'skip' };
@@ -104,7 +113,9 @@ credential, 77 log in again, …; see README).`,
     );
     results.push(
       await check('credentials', async () => {
-        const report = await reportAuthStatus(context, values['codex-home'], runMs);
+        const report = await reportAuthStatus(context, values['codex-home'], runMs).catch(
+          suggestCodexboxLogin,
+        );
         const what = `${report.identity.mode} from ${report.source.name}`;
         if (report.forRun?.plan === 'relogin') {
           return {

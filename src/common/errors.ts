@@ -158,6 +158,24 @@ export class InvalidConfigError extends CodexboxError {
   readonly exitCode = ExitCode.configuration;
 }
 
+// `codex login` in the image ended without a login to import (it failed, timed out or was stopped).
+export class LoginFailedError extends CodexboxError {
+  readonly code = 'ERR_LOGIN_FAILED';
+  readonly exitCode = ExitCode.permissionDenied;
+}
+
+// `codexbox login` would replace an auth.json that holds a login: refused without --force.
+export class ExistingLoginError extends CodexboxError {
+  readonly code = 'ERR_LOGIN_EXISTS';
+  readonly exitCode = ExitCode.cannotCreate;
+}
+
+// A port a container publishes is taken on the host (another program listens there).
+export class PortInUseError extends CodexboxError {
+  readonly code = 'ERR_PORT_IN_USE';
+  readonly exitCode = ExitCode.temporaryFailure;
+}
+
 export function isCodexboxError(error: unknown): error is CodexboxError {
   return error instanceof CodexboxError;
 }

@@ -26,6 +26,14 @@ export interface ContainerSpec {
   // A terminal for codex (`codexbox run -t`), and an open stdin that ends with the attach.
   tty?: boolean;
   openStdin?: boolean;
+  // TCP ports of the container published on the host (codex's login callback on 127.0.0.1).
+  publishedPorts?: PublishedPort[];
+}
+
+export interface PublishedPort {
+  containerPort: number;
+  hostIp: string;
+  hostPort: number;
 }
 
 // Where an attached container's streams go. With a TTY, stdout carries the terminal's bytes raw.

@@ -6,6 +6,7 @@ import {
   DockerUnavailableError,
   ImageBuildError,
   ImageNotFoundError,
+  PortInUseError,
 } from '../common/errors.js';
 import type {
   AttachedStreams,
@@ -76,6 +77,21 @@ function summaries(
   items: { Name?: string; Id?: string; Labels?: Record<string, string> | null }[],
 ): ResourceSummary[] {
   return items.map((item) => ({ name: item.Name ?? item.Id ?? '', labels: item.Labels ?? {} }));
+}
+
+function exposedPorts(spec: ContainerSpec): Record<string, object> | undefined {
+  if (!spec.publishedPorts?.length) return undefined;
+  return Object.fromEntries(spec.publishedPorts.map((port) => [`${port.containerPort}/tcp`, {}]));
+}
+
+function portBindings(spec: ContainerSpec) {
+  if (!spec.publishedPorts?.length) return undefined;
+  return Object.fromEntries(
+    spec.publishedPorts.map((port) => [
+      `${port.containerPort}/tcp`,
+      [{ HostIp: port.hostIp, HostPort: String(port.hostPort) }],
+    ]),
+  );
 }
 
 export class DockerodeAdapter implements DockerPort {
@@ -171,7 +187,9 @@ export class DockerodeAdapter implements DockerPort {
         StdinOnce: spec.openStdin ?? false,
         AttachStdin: spec.openStdin ?? false,
         StopTimeout: spec.stopTimeoutSeconds,
+        ExposedPorts: exposedPorts(spec),
         HostConfig: {
+          PortBindings: portBindings(spec),
           Binds: spec.binds,
           NetworkMode: spec.networkMode,
           Memory: spec.memoryBytes,
@@ -212,7 +230,20 @@ export class DockerodeAdapter implements DockerPort {
   }
 
   async startContainer(containerId: string) {
-    await attempt(() => this.#docker.getContainer(containerId).start(), 'start the container');
+    try {
+      await this.#docker.getContainer(containerId).start();
+    } catch (error) {
+      if (/port is already allocated|address already in use/i.test(reasonOf(error as DockerodeError))) {
+        throw new PortInUseError(
+          `a port the container publishes is taken: ${reasonOf(error as DockerodeError)}`,
+          {
+            hint: 'Stop the program that listens on that port, then try again.',
+            cause: error,
+          },
+        );
+      }
+      throw translate(error, 'start the container');
+    }
   }
 
   // codexbox creates its containers without a TTY, so the log is always multiplexed.

@@ -14,7 +14,15 @@ export const labelKeys = {
 export const managedByValue = 'codexbox';
 export const managedByFilter = `${labelKeys.managedBy}=${managedByValue}`;
 
-export type ResourceRole = 'codex-home' | 'vault' | 'run' | 'stager' | 'egress-network' | 'egress-proxy';
+export type ResourceRole =
+  | 'codex-home'
+  | 'vault'
+  | 'run'
+  | 'stager'
+  | 'egress-network'
+  | 'egress-proxy'
+  | 'login'
+  | 'login-network';
 
 export interface LabelOptions {
   now?: Date;
