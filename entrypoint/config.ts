@@ -42,6 +42,10 @@ export interface EntrypointConfig {
   metadata: boolean;
   // How long codex gets between SIGTERM and SIGKILL; below Docker's 10 s stop grace.
   killGraceMs: number;
+  // CODEXBOX_CONFIG_FILE: a config.toml to copy into a CODEX_HOME no agent has run on.
+  seedConfigFile?: string;
+  // CODEXBOX_UPLOAD_ARTIFACTS: a fleet task's name; its artifacts go to the lease's broker.
+  uploadTask?: string;
   // CODEXBOX_LOGIN_CALLBACK_PORT (codexbox login): relay this port of the container's own
   // addresses to codex's login callback on 127.0.0.1, so a port Docker publishes reaches it.
   loginCallbackPort?: number;
@@ -71,6 +75,17 @@ function readCodexSandbox(env: NodeJS.ProcessEnv): EntrypointConfig['codexSandbo
   if (value !== 'off' && value !== 'inner')
     throw configError('CODEXBOX_CODEX_SANDBOX must be off or inner', 'Unset it to get the default (off).');
   return value;
+}
+
+function readUploadTask(env: NodeJS.ProcessEnv): string | undefined {
+  const task = env.CODEXBOX_UPLOAD_ARTIFACTS;
+  if (!task) return undefined;
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(task))
+    throw configError(
+      'CODEXBOX_UPLOAD_ARTIFACTS takes the task’s name (letters, digits, . _ -)',
+      'codexbox fleet run sets it; unset it otherwise.',
+    );
+  return task;
 }
 
 function readMaxRunTime(env: NodeJS.ProcessEnv): number | undefined {
@@ -172,6 +187,8 @@ export function readEntrypointConfig(
     codexPackageRoot: env.CODEXBOX_CODEX_BIN ? env.CODEXBOX_CODEX_PACKAGE_ROOT || null : null,
     metadata: env.CODEXBOX_METADATA !== 'off',
     killGraceMs: 8_000,
+    seedConfigFile: env.CODEXBOX_CONFIG_FILE ? resolve(env.CODEXBOX_CONFIG_FILE) : undefined,
+    uploadTask: readUploadTask(env),
     loginCallbackPort: readLoginCallbackPort(env),
   };
 }

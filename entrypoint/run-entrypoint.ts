@@ -27,7 +27,9 @@ import { prepareCodexHome, refreshClassOf } from './prepare-codex-home.js';
 import { type RunOutput, type RunState, readRunOutput, recordOutcome } from './record-outcome.js';
 import { adoptRunUser, type RunUser, resolveRunUser } from './run-user.js';
 import { assertUsableWithoutRoot, secureCodexHome } from './secure-codex-home.js';
+import { seedConfig } from './seed-config.js';
 import { type ChildOutcome, superviseChild } from './supervise.js';
+import { uploadArtifacts } from './upload-artifacts.js';
 import { Vault } from './vault.js';
 import { type ArtifactFile, prepareArtifactsDirectory, writeArtifactsAs } from './write-run-artifacts.js';
 
@@ -83,6 +85,13 @@ async function prepareAsRoot(state: RunState, redactor: Redactor, log: Log): Pro
       redactor,
       now: new Date(),
     });
+  } else if (config.seedConfigFile) {
+    state.seeded = await seedConfig({
+      seedFile: config.seedConfigFile,
+      codexHome: config.codexHome,
+      owner: state.user,
+      log,
+    });
   }
   return vault;
 }
@@ -112,7 +121,7 @@ async function prepare(state: RunState, args: string[], redactor: Redactor, log:
       codexHome: config.codexHome,
       vault,
       guarded: isRoot,
-      restage: config.callerHome !== undefined,
+      restage: config.callerHome !== undefined || state.seeded === true,
       refreshTokens: config.refreshTokens,
       secretsDir: config.secretsDir,
       env: process.env,
@@ -164,6 +173,24 @@ async function finishRun(state: RunState, log: Log): Promise<void> {
   const kept = await state.guard.finish();
   if (kept.serialize() !== state.prepared.current.serialize())
     await state.prepared.vault.writeCredential(kept);
+}
+
+// A fleet task's artifacts, once their metadata is written, go to the broker its lease names.
+async function sendArtifacts(state: RunState, redactor: Redactor, log: Log): Promise<void> {
+  const { config, prepared } = state;
+  if (!config.uploadTask || !state.isRoot || !state.artifacts) return;
+  if (!prepared?.lease) {
+    log.warn('CODEXBOX_UPLOAD_ARTIFACTS: this run holds no broker lease, so its artifacts stay here');
+    return;
+  }
+  await uploadArtifacts({
+    task: config.uploadTask,
+    artifactsDir: config.artifactsDir,
+    lease: prepared.lease,
+    user: state.user,
+    redactor,
+    log,
+  });
 }
 
 // A root caller with its own CODEX_HOME (Harbor) looks for codex's sessions there afterwards:
@@ -254,6 +281,7 @@ async function runCodex(
     if (!isCodexboxError(error)) log.warn(redactor.redact(String((error as Error)?.stack ?? error)));
     const failed = { source: 'entrypoint' as const, exitCode: failure.exitCode, kind: failure.code };
     await recordOutcome(state, failed, await readRunOutput(state, false, redactor, log), redactor, log);
+    await sendArtifacts(state, redactor, log);
     return failure.exitCode;
   }
   await recordOutcome(
@@ -263,6 +291,7 @@ async function runCodex(
     redactor,
     log,
   );
+  await sendArtifacts(state, redactor, log);
   return outcome.exitCode;
 }
 

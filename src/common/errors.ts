@@ -194,3 +194,9 @@ export function asCodexboxError(error: unknown, what: string): CodexboxError {
 export function formatError(error: CodexboxError, program = 'codexbox'): string {
   return `${program}: ${error.message} (${error.code}). ${error.hint}`;
 }
+
+// `codexbox fleet run` needs a Swarm manager: this Docker engine is not one.
+export class SwarmNotManagerError extends CodexboxError {
+  readonly code = 'ERR_SWARM_NOT_MANAGER';
+  readonly exitCode = ExitCode.unavailable;
+}

@@ -52,7 +52,7 @@ function translate(error: unknown, action: string): Error {
   });
 }
 
-async function ignoring<T>(
+export async function ignoring<T>(
   statusCodes: number[],
   operation: () => Promise<T>,
   action: string,
@@ -65,7 +65,7 @@ async function ignoring<T>(
   }
 }
 
-async function attempt<T>(operation: () => Promise<T>, action: string): Promise<T> {
+export async function attempt<T>(operation: () => Promise<T>, action: string): Promise<T> {
   try {
     return await operation();
   } catch (error) {

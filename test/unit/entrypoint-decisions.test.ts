@@ -92,9 +92,24 @@ describe('readEntrypointConfig', () => {
     [{ CODEXBOX_BROKER: 'off' }, 'CODEXBOX_BROKER=off is no longer supported'],
     [{ CODEXBOX_CODEX_SANDBOX: 'bwrap' }, 'CODEXBOX_CODEX_SANDBOX must be off or inner'],
     [{ CODEXBOX_MAX_RUN_TIME: 'forever' }, 'CODEXBOX_MAX_RUN_TIME takes a duration'],
+    [{ CODEXBOX_UPLOAD_ARTIFACTS: '../other-task' }, 'CODEXBOX_UPLOAD_ARTIFACTS takes the task’s name'],
   ])('rejects %j with exit 78', (env, message) => {
     expect(() => readEntrypointConfig(env)).toThrow(message);
     expect(() => readEntrypointConfig(env)).toThrow(expect.objectContaining({ exitCode: 78 }));
+  });
+});
+
+describe('readEntrypointConfig for a fleet task', () => {
+  it('reads the config to seed and the task name its artifacts go to the broker under', () => {
+    const config = readEntrypointConfig({
+      CODEXBOX_CONFIG_FILE: '/run/codexbox/config.toml',
+      CODEXBOX_UPLOAD_ARTIFACTS: 'x7bq2n1t0task',
+    });
+    expect(config).toMatchObject({
+      seedConfigFile: '/run/codexbox/config.toml',
+      uploadTask: 'x7bq2n1t0task',
+    });
+    expect(readEntrypointConfig({})).toMatchObject({ seedConfigFile: undefined, uploadTask: undefined });
   });
 });
 
