@@ -113,7 +113,10 @@ async function launch(options: FleetRunOptions, deps: FleetDeps, cleanup: Cleanu
       labels,
     }),
   );
-  cleanup.defer('remove the fleet service', () => swarm.removeService(serviceId));
+  cleanup.defer('remove the fleet service', async () => {
+    await swarm.removeService(serviceId);
+    await waitForRemoval(serviceId, deps);
+  });
   deps.log(
     `fleet ${options.name}: ${options.replicas} tasks (at most ${options.maxConcurrent} at once), service ${base}`,
   );
@@ -137,6 +140,16 @@ async function waitForTasks(
     if (finished.length >= options.replicas) return finished;
     await sleep(options.pollMs ?? 1000, undefined, { signal: deps.signal }).catch(() => undefined);
   }
+}
+
+// Nodes remove a removed service's containers on their own time: wait (bounded) until the
+// manager has no task of it left, so nothing of the fleet outlives the command.
+async function waitForRemoval(serviceId: string, deps: FleetDeps): Promise<void> {
+  for (let attempt = 0; attempt < 60; attempt++) {
+    if ((await deps.swarm.tasks(serviceId)).length === 0) return;
+    await sleep(500);
+  }
+  deps.log('warning: some nodes have not removed their fleet containers yet (docker service ps shows them)');
 }
 
 async function collect(

@@ -113,7 +113,7 @@ describe.skipIf(!environment.available || workerCount < 2)('codexbox fleet run o
     expect((await broker.leases()).every((lease) => lease.revokedAt !== undefined)).toBe(true);
     for (const worker of workers) {
       const containers = await onWorker(worker, ['ps', '-aq']);
-      expect(containers.stdout.trim()).toBe('');
+      expect(containers.stdout.trim(), `containers left on worker-${worker.index}`).toBe('');
     }
     expect(findLeaks(output(result) + inspected + (await broker.state()), [canaries.refreshToken])).toEqual(
       [],

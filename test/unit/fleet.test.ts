@@ -21,7 +21,11 @@ const options = {
 
 describe('fleetServiceSpec', () => {
   const spec = fleetServiceSpec(options);
-  const container = spec.TaskTemplate!.ContainerSpec as Record<string, unknown> & Docker.ContainerSpec;
+  const container = (spec.TaskTemplate as { ContainerSpec: Docker.ContainerSpec }).ContainerSpec as Record<
+    string,
+    unknown
+  > &
+    Docker.ContainerSpec;
 
   it('is a replicated job that never restarts a task', () => {
     expect(spec.Mode).toEqual({ ReplicatedJob: { MaxConcurrent: 3, TotalCompletions: 6 } });
@@ -58,7 +62,8 @@ describe('fleetServiceSpec', () => {
 
   it('mounts no config when none is given', () => {
     const bare = fleetServiceSpec({ ...options, config: undefined, network: undefined });
-    const bareContainer = bare.TaskTemplate!.ContainerSpec as Record<string, unknown> & Docker.ContainerSpec;
+    const bareContainer = (bare.TaskTemplate as { ContainerSpec: Docker.ContainerSpec })
+      .ContainerSpec as Record<string, unknown> & Docker.ContainerSpec;
     expect(bareContainer.Configs).toEqual([]);
     expect(bareContainer.Env!.some((entry) => entry.startsWith('CODEXBOX_CONFIG_FILE='))).toBe(false);
     expect(bare.TaskTemplate!.Networks).toBeUndefined();
