@@ -31,6 +31,11 @@ const flowFlags: Record<LoginFlow, string[]> = {
   'api-key': ['--with-api-key'],
 };
 
+// How codex's own CLI spells the flow, for messages.
+export function describeFlow(flow: LoginFlow): string {
+  return ['codex login', ...flowFlags[flow]].join(' ');
+}
+
 // The container's command: codex's own login, told to write auth.json (never a keyring, which a
 // container does not have and codexbox could not read back).
 export function codexLoginArgs(flow: LoginFlow, extra: string[] = []): string[] {

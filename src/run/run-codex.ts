@@ -1,38 +1,26 @@
 import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
-import { PassThrough, type Writable } from 'node:stream';
-import { extractUntrustedArchive } from '../artifacts/extract-archive.js';
-import { readArchivedFile } from '../artifacts/read-archived-file.js';
+import type { Writable } from 'node:stream';
 import { defaultRunsRoot, openRunDirectory, type RunDirectory } from '../artifacts/run-directory.js';
-import { AuthDocument } from '../common/auth-document.js';
-import type { DroppedKey } from '../common/config-sanitizer.js';
-import { type LocatedCredentials, locateCredentials } from '../common/credential-sources.js';
-import { ImageNotFoundError, isCodexboxError, UsageError } from '../common/errors.js';
-import { ExitCode, signalExitCode } from '../common/exit-codes.js';
+import { ImageNotFoundError, isCodexboxError } from '../common/errors.js';
+import { signalExitCode } from '../common/exit-codes.js';
 import type { Redactor } from '../common/redactor.js';
 import type { RefreshClientOptions } from '../common/refresh-client.js';
 import type { ContainerSpec, DockerPort } from '../docker/docker-port.js';
 import { runLabels } from '../docker/labels.js';
 import type { NetworkPolicy } from '../network/egress-policy.js';
 import { CleanupStack } from './cleanup-stack.js';
-import type { StagedFile } from './codex-home-archive.js';
 import { egressFor, prepareEgress } from './egress.js';
 import { passThroughEnv } from './pass-through-env.js';
+import { collectArtifacts, outcomeFromEntrypoint, syncBack } from './run-output.js';
 import { writeRunRecord } from './run-record.js';
-import {
-  createCodexHomeVolume,
-  fillCodexHome,
-  imageCodexHome,
-  imageVault,
-  newRunId,
-  stagedBinds,
-} from './stage-codex-home.js';
-import { prepareStagedCredential, type StagedCredential } from './staged-credential.js';
-import { prepareStagedLease } from './staged-lease.js';
-import { type SyncBackOutcome, syncBackRotatedTokens } from './sync-back.js';
+import { stopGraceSeconds, superviseContainer } from './run-session.js';
+import { codexHomeBinds, type StagedRun, stagedForContainer, stageRun } from './run-staging.js';
+import { fillCodexHome, newRunId } from './stage-codex-home.js';
+import type { SyncBackOutcome } from './sync-back.js';
 import type { InteractiveMode, LocalTerminal } from './terminal.js';
 import { Trace } from './trace.js';
-import { bringBackWorkspaceChanges, prepareWorkspaceCopy, type WorkspaceCopy } from './workspace-copy.js';
+import type { WorkspaceCopy } from './workspace-copy.js';
 
 export interface RunCodexOptions {
   image: string;
@@ -89,31 +77,15 @@ export interface RunCodexResult {
   exitCode: number;
   outcome: { source: 'host' | 'entrypoint' | 'child'; kind: string };
   artifactsDir: string;
-  volume: string;
+  // The named CODEX_HOME volume (--keep, --volume); null when it was the container's own.
+  volume: string | null;
   syncBack?: SyncBackOutcome;
 }
 
-const stopGraceSeconds = 10;
 // What the entrypoint needs as root: fix ownership, read the run user's files, drop privileges,
 // signal codex and end the agent's leftovers. Nothing else.
 export const entrypointCapabilities = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETUID', 'SETGID', 'KILL'];
 const defaultPidsLimit = 1024;
-
-function outcomeFromEntrypoint(exitCode: number): RunCodexResult['outcome'] {
-  if (exitCode >= 64 && exitCode <= 78) return { source: 'entrypoint', kind: 'wrapper-error' };
-  if (exitCode === ExitCode.timedOut) return { source: 'entrypoint', kind: 'timed-out' };
-  return { source: 'child', kind: exitCode >= 128 ? 'signaled' : 'exited' };
-}
-
-// The rotated pair as the entrypoint kept it: from root's vault, never from codex's auth.json.
-async function readVaultAuth(
-  docker: DockerPort,
-  container: string,
-  redactor: Redactor,
-): Promise<AuthDocument> {
-  const text = await readArchivedFile(await docker.getArchive(container, `${imageVault}/auth.json`));
-  return AuthDocument.parse(text, { redactor });
-}
 
 function securityOf(options: RunCodexOptions): Partial<ContainerSpec> {
   const security: Partial<ContainerSpec> = {};
@@ -142,98 +114,19 @@ function runEnv(options: RunCodexOptions, passed: string[], hostEnv: NodeJS.Proc
   return env;
 }
 
-interface StagedRun {
-  located?: LocatedCredentials;
-  staged?: StagedCredential;
-  // What a run on a broker lease stages instead: the lease (into the vault) and config files.
-  leaseFiles?: StagedFile[];
-}
-
-// The files that go into the container, and what its egress policy is decided from.
-function stagedForContainer(run: StagedRun) {
-  if (run.staged) return run.staged;
-  if (!run.leaseFiles) return undefined;
-  return { files: run.leaseFiles, staged: { mode: { kind: 'chatgpt' as const } } };
-}
-
-async function stageLease(
-  options: RunCodexOptions & { leaseFile: string },
-  deps: RunCodexDeps,
-  cleanup: CleanupStack,
-  result: RunCodexResult,
-): Promise<StagedRun> {
-  const staged = await prepareStagedLease({ ...options, env: deps.env, redactor: deps.redactor });
-  for (const warning of staged.warnings) deps.log(`warning: ${warning}`);
-  await createRunVolume(staged.dropped, options, deps, cleanup, result);
-  return { leaseFiles: staged.files };
-}
-
-// The run's own CODEX_HOME volume, removed afterwards unless --keep; what the sanitizer dropped
-// from config.toml is said once.
-async function createRunVolume(
-  dropped: DroppedKey[],
-  options: RunCodexOptions,
-  deps: RunCodexDeps,
-  cleanup: CleanupStack,
-  result: RunCodexResult,
-): Promise<void> {
-  if (dropped.length > 0) deps.log(`config.toml: dropped ${dropped.map((d) => d.key).join(', ')}`);
-  result.volume = await createCodexHomeVolume(deps.docker, result.runId);
-  const volume = result.volume;
-  if (!options.keep) cleanup.defer(`remove volume ${volume}`, () => deps.docker.removeVolume(volume));
-  else deps.log(`keeping volume ${volume} (--keep)`);
-}
-
-// Decides what the container gets and makes its CODEX_HOME volume (or takes a staged one).
-async function stageRun(
-  options: RunCodexOptions,
-  deps: RunCodexDeps,
-  cleanup: CleanupStack,
-  result: RunCodexResult,
-): Promise<StagedRun> {
-  const { redactor } = deps;
-  if (options.volume) {
-    result.volume = options.volume;
-    return {};
-  }
-  if (options.leaseFile)
-    return stageLease({ ...options, leaseFile: options.leaseFile }, deps, cleanup, result);
-  const trace = deps.trace ?? new Trace();
-  const located = await trace.span('read the credential', () =>
-    locateCredentials({ env: deps.env, codexHome: options.codexHome, redactor }),
-  );
-  for (const warning of located.warnings) deps.log(`warning: ${warning}`);
-  const staged = await trace.span('decide what to stage (and refresh if needed)', () =>
-    prepareStagedCredential({
-      located,
-      maxRunMs: options.maxRunMs,
-      stageRefreshToken: options.stageRefreshToken,
-      refreshMarginMs: options.refreshMarginMs,
-      now: deps.now,
-      redactor,
-      refreshClient: deps.refreshClient,
-    }),
-  );
-  const lock = staged.lock;
-  if (lock) cleanup.defer('release the auth.json lock', () => lock.release());
-  if (staged.hostRefresh === 'refreshed') deps.log('refreshed the access token on the host before staging');
-  await createRunVolume(staged.dropped, options, deps, cleanup, result);
-  return { located, staged };
-}
-
 async function createRunContainer(
   options: RunCodexOptions,
   deps: RunCodexDeps,
   cleanup: CleanupStack,
-  run: StagedRun & { runId: string; volume: string; workspaceCopy?: WorkspaceCopy },
+  run: StagedRun & { runId: string; volume: string | null; workspaceCopy?: WorkspaceCopy },
 ): Promise<string> {
   const { docker } = deps;
   const env = passThroughEnv(options.passEnv, deps.env, deps.redactor);
   const staged = stagedForContainer(run);
   const egress = await prepareEgress(docker, egressFor(options, run.runId, staged, deps.log));
   cleanup.defer('remove the egress proxy and its network', () => egress.cleanup());
-  // A fresh run's vault is the image's anonymous volume, removed with the container.
-  const binds = options.volume ? stagedBinds(run.volume) : [`${run.volume}:${imageCodexHome}`];
+  // The vault (and, by default, CODEX_HOME) are the image's anonymous volumes, removed with it.
+  const binds = codexHomeBinds(options, run.volume);
   if (options.workspace)
     binds.push(`${run.workspaceCopy?.mountPath ?? resolve(options.workspace)}:/workspace`);
   const container = await docker.createContainer({
@@ -255,147 +148,31 @@ async function createRunContainer(
   return container;
 }
 
-// codex.log and the terminal get the same redacted bytes; with a TTY the terminal gets codex's
-// screen as drawn (escape sequences a redactor would break) and codex.log a redacted copy.
-async function openLogStreams(
-  directory: RunDirectory,
-  deps: RunCodexDeps,
-  cleanup: CleanupStack,
-  rawTerminal: boolean,
-) {
-  const logFile = await directory.createWriteStream('codex.log', 0o600);
-  cleanup.defer('close codex.log', () => new Promise((done) => logFile.end(done)));
-  const toTerminalAndLog = (terminal: Writable) => {
-    const stream = deps.redactor.createStream();
-    stream.on('data', (chunk: Buffer) => {
-      if (!rawTerminal) terminal.write(chunk);
-      logFile.write(chunk);
-    });
-    if (!rawTerminal) return stream;
-    const tee = new PassThrough();
-    tee.on('data', (chunk: Buffer) => terminal.write(chunk));
-    tee.pipe(stream);
-    return tee;
-  };
-  return { stdout: toTerminalAndLog(deps.stdout), stderr: toTerminalAndLog(deps.stderr) };
-}
-
-type LogStreams = Awaited<ReturnType<typeof openLogStreams>>;
-
-// -i / -t: attached before the start so nothing is missed; the terminal goes raw, follows the
-// window size, and is handed back on every path (cleanup runs even when the run fails).
-async function attachSession(
-  container: string,
-  streams: LogStreams,
-  mode: InteractiveMode,
-  deps: RunCodexDeps,
-  cleanup: CleanupStack,
-) {
-  const { docker, terminal } = deps;
-  const attached = await docker.attach(container, {
-    stdin: mode.stdin ? terminal?.input : undefined,
-    stdout: streams.stdout,
-    stderr: streams.stderr,
-    tty: mode.tty,
-  });
-  cleanup.defer('detach from the container', async () => attached.detach());
-  const afterStart = async () => {
-    if (!mode.tty || !terminal) return;
-    const restore = terminal.takeOver();
-    cleanup.defer('restore the terminal', async () => restore());
-    const resize = () => {
-      const size = terminal.size();
-      if (size) docker.resizeTerminal(container, size).catch(() => undefined);
-    };
-    resize();
-    const stopFollowing = terminal.onResize(resize);
-    cleanup.defer('stop following the window size', async () => stopFollowing());
-  };
-  return { ended: attached.ended, afterStart };
-}
-
-// Starts the container, follows its logs to the end, and stops it on Ctrl-C or SIGTERM.
-async function superviseContainer(
-  container: string,
-  directory: RunDirectory,
-  context: { options: RunCodexOptions; deps: RunCodexDeps; cleanup: CleanupStack },
-  onInterrupt: (signal: NodeJS.Signals) => void,
-) {
-  const { options, deps, cleanup } = context;
-  const { docker } = deps;
-  const mode = options.interactive;
-  const streams = await openLogStreams(directory, deps, cleanup, mode?.tty === true);
-  const onAbort = () => {
-    const signal = (deps.signal?.reason as NodeJS.Signals) ?? 'SIGTERM';
-    onInterrupt(signal);
-    deps.log(`${signal}: stopping the container (grace ${stopGraceSeconds} s)`);
-    docker.stopContainer(container, stopGraceSeconds).catch(() => undefined);
-  };
-  if (deps.signal?.aborted)
-    throw new UsageError('interrupted before the run started', { hint: 'Run it again.' });
-  deps.signal?.addEventListener('abort', onAbort, { once: true });
-  cleanup.defer('stop listening for signals', async () => deps.signal?.removeEventListener('abort', onAbort));
-  const session =
-    mode && (mode.stdin || mode.tty)
-      ? await attachSession(container, streams, mode, deps, cleanup)
-      : undefined;
-  const trace = deps.trace ?? new Trace();
-  const startedAt = trace.now();
-  await docker.startContainer(container);
-  await session?.afterStart();
-  const logsDone = session ? session.ended : docker.streamLogs(container, streams.stdout, streams.stderr);
-  const exit = await docker.waitContainer(container);
-  trace.record('container: start to exit', startedAt);
-  await logsDone.catch((error) =>
-    deps.log(`warning: the container log stream broke: ${(error as Error).message}`),
-  );
-  streams.stdout.end();
-  streams.stderr.end();
-  return exit;
-}
-
-async function collectArtifacts(
-  container: string,
-  directory: RunDirectory,
-  deps: RunCodexDeps,
-): Promise<void> {
-  const archive = await deps.docker.getArchive(container, '/artifacts');
-  const extracted = await extractUntrustedArchive(archive, directory, { stripPrefix: 'artifacts' });
-  if (extracted.skipped.length > 0)
-    deps.log(`artifacts: skipped ${extracted.skipped.length} links or unsafe entries`);
-}
-
-async function syncBack(
-  container: string,
-  run: StagedRun,
-  deps: RunCodexDeps,
-): Promise<SyncBackOutcome | undefined> {
-  if (!run.staged?.lock || !run.located?.authPath) return undefined;
-  const outcome = await syncBackRotatedTokens({
-    authPath: run.located.authPath,
-    staged: run.staged.staged,
-    fromContainer: await readVaultAuth(deps.docker, container, deps.redactor),
-    redactor: deps.redactor,
-  });
-  if (outcome.kind === 'written')
-    deps.log(`wrote the token rotated during the run back to ${run.located.authPath}`);
-  if (outcome.kind === 'kept-host')
-    deps.log(
-      `warning: ${run.located.authPath} changed during the run; kept it, discarded the container's rotated token`,
-    );
-  if (outcome.kind === 'rejected')
-    deps.log(
-      `warning: kept ${run.located.authPath} unchanged: the container's token pair is not a genuine rotation (${outcome.reason})`,
-    );
-  return outcome;
-}
-
 interface RunProgress {
   result: RunCodexResult;
   cleanup: CleanupStack;
   trace: Trace;
   directory?: RunDirectory;
+  // Set once staging went through: from then on the run leaves a run.json.
+  staged?: boolean;
   interruptedBy?: NodeJS.Signals;
+}
+
+async function checkImage(docker: DockerPort, image: string): Promise<void> {
+  if (await docker.inspectImage(image)) return;
+  throw new ImageNotFoundError(`the image ${image} is not on this machine`, {
+    hint: 'Build it with `codexbox build` (or pass --image NAME).',
+  });
+}
+
+// A private copy of the workspace (--workspace-mode copy), removed afterwards.
+async function copyWorkspace(options: RunCodexOptions, progress: RunProgress) {
+  const { workspace } = options;
+  if (options.workspaceMode !== 'copy' || !workspace) return undefined;
+  const { prepareWorkspaceCopy } = await import('./workspace-copy.js');
+  const copy = await progress.trace.span('copy the workspace', () => prepareWorkspaceCopy(workspace));
+  progress.cleanup.defer('remove the workspace copy', () => copy.cleanup());
+  return copy;
 }
 
 // Everything between an open artifacts directory and the cleanup: stage, run, collect, sync back.
@@ -406,17 +183,10 @@ async function stageAndRun(
   directory: RunDirectory,
 ): Promise<void> {
   const { result, cleanup, trace } = progress;
-  if (!(await deps.docker.inspectImage(options.image))) {
-    throw new ImageNotFoundError(`the image ${options.image} is not on this machine`, {
-      hint: 'Build it with `codexbox build` (or pass --image NAME).',
-    });
-  }
-  const run = await stageRun(options, deps, cleanup, result);
-  const workspaceCopy =
-    options.workspaceMode === 'copy' && options.workspace
-      ? await trace.span('copy the workspace', () => prepareWorkspaceCopy(options.workspace!))
-      : undefined;
-  if (workspaceCopy) cleanup.defer('remove the workspace copy', () => workspaceCopy.cleanup());
+  const imageChecked = checkImage(deps.docker, options.image);
+  const run = await stageRun(options, deps, { cleanup, result, imageChecked });
+  progress.staged = true;
+  const workspaceCopy = await copyWorkspace(options, progress);
   const container = await createRunContainer(options, deps, cleanup, {
     ...run,
     runId: result.runId,
@@ -433,7 +203,8 @@ async function stageAndRun(
   if (exit.oomKilled) deps.log('the container ran out of memory and was killed');
   await trace.span('copy the artifacts out', () => collectArtifacts(container, directory, deps));
   result.syncBack = await trace.span('sync back a rotated token', () => syncBack(container, run, deps));
-  if (workspaceCopy && options.workspace)
+  if (workspaceCopy && options.workspace) {
+    const { bringBackWorkspaceChanges } = await import('./workspace-copy.js');
     await bringBackWorkspaceChanges(workspaceCopy, {
       workspace: options.workspace,
       apply: options.applyPatch === true,
@@ -441,6 +212,7 @@ async function stageAndRun(
       directory,
       log: deps.log,
     });
+  }
 }
 
 // Cleans up on every path; an interrupt decides the exit code; run.json records what happened.
@@ -454,13 +226,13 @@ async function finishRun(options: RunCodexOptions, deps: RunCodexDeps, progress:
     result.exitCode = signalExitCode(constants.signals[interruptedBy]);
     result.outcome = { source: 'host', kind: `interrupted-${interruptedBy}` };
   }
-  if (directory && result.volume)
+  if (directory && progress.staged)
     await trace
       .span('write run.json', () => writeRunRecord(directory, result, options))
       .catch((error) => deps.log(`warning: could not write run.json: ${(error as Error).message}`));
 }
 
-// One run: stage a per-run CODEX_HOME volume, run codex in it, stream the redacted log, collect
+// One run: stage a fresh CODEX_HOME, run codex in it, stream the redacted log, collect
 // artifacts, sync back a rotated token if one was staged, and clean up on every path.
 export async function runCodex(options: RunCodexOptions, deps: RunCodexDeps): Promise<RunCodexResult> {
   const runId = options.runId ?? newRunId();
@@ -470,7 +242,7 @@ export async function runCodex(options: RunCodexOptions, deps: RunCodexDeps): Pr
       exitCode: 0,
       outcome: { source: 'host', kind: 'ok' },
       artifactsDir: resolve(options.artifactsDir ?? join(defaultRunsRoot(deps.env), runId)),
-      volume: '',
+      volume: null,
     },
     cleanup: new CleanupStack(),
     trace: deps.trace ?? new Trace(),

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { DockerPort } from '../docker/docker-port.js';
 import { runLabels } from '../docker/labels.js';
-import { type ArchiveOwner, buildCodexHomeArchive, type StagedFile } from './codex-home-archive.js';
+import { type ArchiveOwner, buildStagingArchive, type StagedFile } from './codex-home-archive.js';
 
 export const imageCodexHome = '/codex-home';
 // Root's directory in the image for the long-lived secret: never inside codex's reach.
@@ -66,7 +66,8 @@ export async function removeStagedVolumes(docker: DockerPort, volume: string): P
 
 // Secrets enter a container only as an in-memory tar through putArchive, on a container that is
 // created and not yet started: never through Env, Cmd, labels or a bind mount. The credential
-// goes to the root-only vault; codex's own auth.json is written from it by the entrypoint.
+// goes to the root-only vault; codex's own auth.json is written from it by the entrypoint. One
+// archive at / fills both (Docker mounts the container's volumes for the copy): one extraction.
 export async function fillCodexHome(
   docker: DockerPort,
   containerId: string,
@@ -74,11 +75,10 @@ export async function fillCodexHome(
   owner: ArchiveOwner = imageCodexOwner,
 ): Promise<void> {
   const secret = (file: StagedFile) => file.name === 'auth.json' || file.name === 'lease.json';
+  const directories = [{ path: imageCodexHome, owner, files: files.filter((file) => !secret(file)) }];
   const credential = files.filter(secret);
-  const config = files.filter((file) => !secret(file));
-  await docker.putArchive(containerId, imageCodexHome, await buildCodexHomeArchive(config, owner));
-  if (credential.length > 0)
-    await docker.putArchive(containerId, imageVault, await buildCodexHomeArchive(credential, rootOwner));
+  if (credential.length > 0) directories.push({ path: imageVault, owner: rootOwner, files: credential });
+  await docker.putArchive(containerId, '/', await buildStagingArchive(directories));
 }
 
 // A filled CODEX_HOME volume for containers started elsewhere (codexbox stage, the demo): a

@@ -15,6 +15,7 @@ import {
   ownedBy,
   readTree,
   runArgs,
+  volumesOf,
 } from './support/harness.js';
 
 const image = environment.image;
@@ -52,7 +53,8 @@ describe.skipIf(!environment.available)('canary sweep over every user-facing pat
       const live = await ownedBy(run.pid);
       expect(live.containers).toHaveLength(1);
       captured.push((await execa('docker', ['inspect', ...live.containers])).stdout);
-      captured.push((await execa('docker', ['volume', 'inspect', ...live.volumes])).stdout);
+      const volumes = await volumesOf(live.containers[0]!);
+      captured.push((await execa('docker', ['volume', 'inspect', ...volumes])).stdout);
       const processes = await execa('docker', [
         'exec',
         live.containers[0]!,

@@ -9,11 +9,13 @@ import {
   artifactsDir,
   codexHomeWith,
   environment,
+  existingVolumes,
   labelled,
   output,
   ownedBy,
   readTree,
   runArgs,
+  volumesOf,
   workspaceOwnedBy,
 } from './support/harness.js';
 
@@ -60,6 +62,35 @@ describe.skipIf(!environment.available)('codexbox run with the real engine, imag
     expect(await readFile(join(artifacts, 'codex.log'), 'utf8')).toContain('ANSWER-1');
     expect(backend.responsesRequests[0]!.authorization).toBe(`Bearer ${canaries.accessToken}`);
     expect(findLeaks(output(run) + (await readTree(artifacts)), canaries.all)).toEqual([]);
+  });
+
+  it("each run's CODEX_HOME is new (the container's own volumes) and goes with the run; --keep keeps a named one", async () => {
+    const slow = await MockBackend.start({ responseDelayMs: 1_500 });
+    try {
+      const { home } = await codexHomeFor(slow);
+      const volumesDuring = async (flags: string[]) => {
+        const run = codexbox(runArgs(home, await artifactsDir(), ['hello'], flags));
+        await expect
+          .poll(async () => (await ownedBy(run.pid)).containers.length, { timeout: 60_000 })
+          .toBe(1);
+        const volumes = await volumesOf((await ownedBy(run.pid)).containers[0]!);
+        const finished = await run;
+        expect(finished.exitCode, output(finished)).toBe(0);
+        return { volumes, finished };
+      };
+      const first = await volumesDuring([]);
+      const second = await volumesDuring([]);
+      expect(first.volumes).toHaveLength(2);
+      expect(second.volumes.filter((volume) => first.volumes.includes(volume))).toEqual([]);
+      expect(await existingVolumes([...first.volumes, ...second.volumes])).toEqual([]);
+      const kept = await volumesDuring(['--keep']);
+      const named = /keeping volume (codexbox-\S+)/.exec(kept.finished.stderr)?.[1];
+      expect(kept.volumes).toContain(named);
+      expect(await existingVolumes(kept.volumes)).toEqual([named]);
+      await execa('docker', ['volume', 'rm', named!]);
+    } finally {
+      await slow.close();
+    }
   });
 
   it('two turns in one staged volume: stage, run exec, run resume --last, unstage', {
@@ -128,6 +159,10 @@ describe.skipIf(!environment.available)('codexbox run with the real engine, imag
       const { home } = await codexHomeFor(slow);
       const run = codexbox(runArgs(home, await artifactsDir(), ['long']));
       await expect.poll(() => slow.responsesRequests.length, { timeout: 60_000, interval: 200 }).toBe(1);
+      const [container] = (await ownedBy(run.pid)).containers;
+      // CODEX_HOME and the vault are the container's own volumes: they go when it goes.
+      const volumes = await volumesOf(container!);
+      expect(volumes).toHaveLength(2);
       run.kill('SIGKILL');
       await run;
       expect((await ownedBy(run.pid)).any).not.toBe('');
@@ -135,8 +170,8 @@ describe.skipIf(!environment.available)('codexbox run with the real engine, imag
       expect(clean.exitCode, output(clean)).toBe(0);
       const removed = JSON.parse(clean.stdout);
       expect(removed.containers.length).toBeGreaterThanOrEqual(1);
-      expect(removed.volumes.length).toBeGreaterThanOrEqual(1);
       expect((await ownedBy(run.pid)).any).toBe('');
+      expect(await existingVolumes(volumes)).toEqual([]);
     } finally {
       await slow.close();
     }

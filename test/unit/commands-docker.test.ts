@@ -54,7 +54,7 @@ describe('commands that talk to Docker', () => {
 });
 
 describe('codexbox run --repeat', () => {
-  it('runs N copies, each with its own volume and artifacts directory, and removes them all', async () => {
+  it('runs N copies, each in its own container (its own CODEX_HOME) and artifacts directory, and removes them all', async () => {
     const docker = new FakeDocker();
     useDockerPort(() => docker);
     const dir = await tempDir();
@@ -78,7 +78,8 @@ describe('codexbox run --repeat', () => {
       'x',
     ]);
     expect(result.exitCode, result.stderr).toBe(0);
-    expect(docker.calls.filter((call) => call.method === 'createVolume')).toHaveLength(3);
+    expect(docker.calls.filter((call) => call.method === 'createContainer')).toHaveLength(3);
+    expect(docker.calls.filter((call) => call.method === 'removeContainer')).toHaveLength(3);
     expect(docker.volumes.size + docker.containers.size).toBe(0);
     expect((await readdir(join(dir, 'runs'))).sort()).toEqual(['1', '2', '3']);
     expect(result.stderr).toMatch(/run 3\/3 exit code 0/);

@@ -251,6 +251,19 @@ describe('runLogin', () => {
     expect(docker.left()).toEqual([]);
   });
 
+  it('Ctrl-C before the container started: it never starts, and nothing is left', async () => {
+    const docker = new LoginDocker();
+    const controller = new AbortController();
+    controller.abort('SIGTERM');
+    const outcome = await runLogin(
+      request(['--codex-home', await tempDir()]),
+      depsFor(docker, { signal: controller.signal }),
+    );
+    expect(outcome).toEqual({ kind: 'interrupted', signal: 'SIGTERM', exitCode: 143 });
+    expect(docker.calls.some((call) => call.method === 'startContainer')).toBe(false);
+    expect(docker.left()).toEqual([]);
+  });
+
   it('a taken 127.0.0.1:1455 says so, with what to do, and cleans up', async () => {
     const docker = new LoginDocker();
     docker.startContainer = async () => {

@@ -12,7 +12,7 @@ import { useTempDirs } from '../support/temp-dir.js';
 
 const tempDir = useTempDirs();
 
-async function setUp(canaries = makeCanaries()) {
+async function setUp(canaries = makeCanaries(), overrides: { keep?: boolean } = {}) {
   const codexHome = await tempDir();
   await writeFile(join(codexHome, 'auth.json'), JSON.stringify(chatgptAuthJson(canaries)), { mode: 0o600 });
   await writeFile(join(codexHome, 'config.toml'), 'model = "gpt-5.5"\nnotify = ["/usr/bin/notify"]\n');
@@ -29,7 +29,7 @@ async function setUp(canaries = makeCanaries()) {
         artifactsDir: join(codexHome, 'artifacts'),
         maxRunMs: 600_000,
         passEnv: [],
-        keep: false,
+        keep: overrides.keep ?? false,
         stageRefreshToken: false,
       },
       {
@@ -61,6 +61,21 @@ async function filesIn(tar: Buffer): Promise<Record<string, { content: string; m
   return files;
 }
 
+async function directoriesIn(tar: Buffer): Promise<Record<string, { mode: number; uid: number }>> {
+  const entries = extract();
+  const directories: Record<string, { mode: number; uid: number }> = {};
+  const done = (async () => {
+    for await (const entry of entries) {
+      if (entry.header.type === 'directory')
+        directories[entry.header.name] = { mode: entry.header.mode!, uid: entry.header.uid! };
+      entry.resume();
+    }
+  })();
+  entries.end(tar);
+  await done;
+  return directories;
+}
+
 describe('runCodex against a recording fake Docker', () => {
   it('stages minimized files through putArchive, runs, collects artifacts, and removes everything', async () => {
     const { docker, run, stdout, codexHome, canaries } = await setUp();
@@ -75,24 +90,26 @@ describe('runCodex against a recording fake Docker', () => {
     );
     expect(await readFile(join(codexHome, 'artifacts', 'codex.log'), 'utf8')).toBe('codex says hi\n');
 
-    const put = docker.calls.find((call) => call.method === 'putArchive')!;
-    expect(put.args[1]).toBe('/codex-home');
-    // Config into CODEX_HOME, the credential into root's vault, before the container starts.
-    expect(docker.calls.map((call) => call.method).slice(0, 6)).toEqual([
+    // Config into CODEX_HOME and the credential into root's vault in one copy, before the start;
+    // no named volume: CODEX_HOME is the container's own anonymous volume, removed with it.
+    expect(docker.calls.map((call) => call.method)).toEqual([
       'inspectImage',
-      'createVolume',
       'createContainer',
       'putArchive',
-      'putArchive',
       'startContainer',
+      'streamLogs',
+      'waitContainer',
+      'getArchive',
+      'removeContainer',
     ]);
-    expect(docker.calls.filter((call) => call.method === 'putArchive')[1]!.args[1]).toBe(
-      '/var/lib/codexbox/vault',
-    );
+    expect(docker.calls.find((call) => call.method === 'putArchive')!.args[1]).toBe('/');
+    expect(result.volume).toBeNull();
     const runSpec = docker.calls.find((call) => call.method === 'createContainer')!.args[0] as {
       env: string[];
       cmd: string[];
+      binds: string[];
     };
+    expect(runSpec.binds).toEqual([]);
     expect(runSpec.env).toEqual([
       'CODEXBOX_STDIO=pipe',
       expect.stringMatching(/^CODEXBOX_MAX_RUN_TIME=\d+s$/),
@@ -115,21 +132,39 @@ describe('runCodex against a recording fake Docker', () => {
       return original(id, path, tar);
     };
     await run();
+    expect(archives).toHaveLength(1);
     const files = await filesIn(archives[0]!);
-    const vault = await filesIn(archives[1]!);
-    expect(Object.keys(files)).toEqual(['config.toml']);
-    expect(Object.keys(vault)).toEqual(['auth.json']);
-    const auth = JSON.parse(vault['auth.json']!.content);
+    expect(Object.keys(files).sort()).toEqual(['codex-home/config.toml', 'var/lib/codexbox/vault/auth.json']);
+    const auth = JSON.parse(files['var/lib/codexbox/vault/auth.json']!.content);
     expect(auth.tokens.refresh_token).toBe('');
     expect(auth.tokens.access_token).toBe(canaries.accessToken);
-    expect(vault['auth.json']).toMatchObject({ mode: 0o600, uid: 0 });
-    expect(files['config.toml']!.content).not.toContain('notify');
-    expect(files['config.toml']!.content).toContain('cli_auth_credentials_store = "file"');
-    expect(files['config.toml']).toMatchObject({ mode: 0o600, uid: 1000 });
+    expect(files['var/lib/codexbox/vault/auth.json']).toMatchObject({ mode: 0o600, uid: 0 });
+    const config = files['codex-home/config.toml']!;
+    expect(config.content).not.toContain('notify');
+    expect(config.content).toContain('cli_auth_credentials_store = "file"');
+    expect(config).toMatchObject({ mode: 0o600, uid: 1000 });
+    expect(await directoriesIn(archives[0]!)).toEqual({
+      'codex-home/': { mode: 0o700, uid: 1000 },
+      'var/lib/codexbox/vault/': { mode: 0o700, uid: 0 },
+    });
+  });
+
+  it('--keep stages into a named, labelled volume that outlives the run, and records it', async () => {
+    const { docker, run, codexHome, logs } = await setUp(makeCanaries(), { keep: true });
+    const result = await run();
+    expect(result.volume).toMatch(/^codexbox-\d{8}-[0-9a-f]{10}$/);
+    expect(docker.volumes.get(result.volume!)).toMatchObject({ 'io.codexbox.role': 'codex-home' });
+    const runSpec = docker.calls.find((call) => call.method === 'createContainer')!.args[0] as {
+      binds: string[];
+    };
+    expect(runSpec.binds).toEqual([`${result.volume}:/codex-home`]);
+    expect(docker.containers.size).toBe(0);
+    expect(logs).toContain(`keeping volume ${result.volume} (--keep)`);
+    const record = JSON.parse(await readFile(join(codexHome, 'artifacts', 'run.json'), 'utf8'));
+    expect(record).toMatchObject({ volume: result.volume, kept: true });
   });
 
   const steps: (keyof DockerPort)[] = [
-    'createVolume',
     'putArchive',
     'createContainer',
     'startContainer',

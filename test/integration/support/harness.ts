@@ -131,6 +131,20 @@ export async function labelled(
 
 export const ownedBy = (pid: number | undefined) => labelled(`io.codexbox.owner-pid=${pid}`);
 
+// The volumes a container has mounted (a run's CODEX_HOME and vault are its own anonymous ones).
+export async function volumesOf(container: string): Promise<string[]> {
+  const format = '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}';
+  return (await execa('docker', ['inspect', '--format', format, container])).stdout
+    .split(' ')
+    .filter(Boolean);
+}
+
+// Which of these volumes still exist.
+export async function existingVolumes(names: string[]): Promise<string[]> {
+  const all = (await execa('docker', ['volume', 'ls', '-q'])).stdout.split('\n');
+  return names.filter((name) => all.includes(name));
+}
+
 // `codexbox run` on the host network (where the loopback mocks are) with a credential source.
 export function runArgs(
   home: string,
