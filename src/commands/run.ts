@@ -124,7 +124,7 @@ export const runCommand: Command = {
   name: 'run',
   usage: `Usage: codexbox run [options] -- <codex arguments…>
 
-Runs codex in a fresh container with your login staged into a per-run volume, streams its redacted
+Runs codex in a fresh container with your login staged into its own CODEX_HOME, streams its redacted
 output, copies /artifacts out to --artifacts, and removes the container and volume afterwards.
 
 Options:
@@ -160,9 +160,9 @@ Options:
                             lease) instead of a local credential; config still comes from
                             --codex-home or CODEX_HOME when there is one
   --volume NAME             run in a volume made by \`codexbox stage\` (not removed afterwards)
-  --repeat N                run N copies at once (1-64), each with its own volume and artifacts
+  --repeat N                run N copies at once (1-64), each with its own CODEX_HOME and artifacts
                             directory (<artifacts>/1 … /N); they share one refresh
-  --keep                    keep the per-run volume (debugging)
+  --keep                    keep CODEX_HOME afterwards, in a named volume codexbox-<run-id> (debugging)
   --json                    print a JSON summary on stdout after the run
   -i, --interactive         attach codex's stdin (e.g. \`echo prompt | codexbox run -i -- exec -\`)
   -t, --tty                 give codex a terminal for its full-screen UI (with -i: \`-it\`)
