@@ -1,5 +1,6 @@
 import { type IdentitySummary, summarizeIdentity } from '../common/auth-metadata.js';
 import type { DroppedKey } from '../common/config-sanitizer.js';
+import { type CredentialPlan, planCredentialUse, writeBackOf } from '../common/credential-plan.js';
 import { type LocatedCredentials, locateCredentials } from '../common/credential-sources.js';
 import { formatDuration, parseDuration } from '../common/duration.js';
 import { ExitCode } from '../common/exit-codes.js';
@@ -13,7 +14,7 @@ import {
 import type { Command, CommandContext } from './command.js';
 import { parseOptions } from './parse-options.js';
 
-export type RunPlan = 'stage-as-is' | 'refresh-first' | 'relogin';
+export type RunPlan = 'stage-as-is' | 'refresh-first' | 'refuse';
 
 export interface AuthStatusReport {
   source: LocatedCredentials['source'];
@@ -22,9 +23,32 @@ export interface AuthStatusReport {
   refreshDue: boolean;
   canRefresh: boolean;
   forRun: { seconds: number; plan: RunPlan } | null;
+  // Why a run would be refused (the same words `codexbox run` would use), and its exit code.
+  refusal: { reason: string; message: string; exitCode: number } | null;
   configDropped: DroppedKey[];
   warnings: string[];
   usable: boolean;
+}
+
+// What a run of `runMs` would do with this credential: the same decision `codexbox run` takes
+// (without --stage-refresh-token); without --for-run, whether a run could start at all.
+function planForStatus(located: LocatedCredentials, now: Date, runMs: number | undefined, marginMs: number) {
+  return planCredentialUse({
+    credential: {
+      kind: 'login',
+      mode: located.document.mode,
+      sourceName: located.source.name,
+      writeBack: writeBackOf(located),
+    },
+    now,
+    runMs: runMs ?? 0,
+    marginMs,
+    stageRefreshToken: false,
+  });
+}
+
+function runPlanOf(plan: CredentialPlan): RunPlan {
+  return plan.action === 'refuse' || plan.action === 'refresh-first' ? plan.action : 'stage-as-is';
 }
 
 // Decides, without touching anything, whether a credential can carry a run of `runMs`.
@@ -33,33 +57,25 @@ export function buildAuthStatus(
   configDropped: DroppedKey[],
   now: Date,
   runMs: number | undefined,
+  marginMs = codexboxRefreshMarginMs,
 ): AuthStatusReport {
   const { mode } = located.document;
-  const health = assessTokenHealth(mode, now, codexboxRefreshMarginMs);
-  const refreshable = canRefresh(mode);
-  const refreshDue = health.status === 'expiring' || health.status === 'expired';
-  let forRun: AuthStatusReport['forRun'] = null;
-  if (runMs !== undefined) {
-    const lastsThrough = assessTokenHealth(mode, now, runMs + codexboxRefreshMarginMs).status;
-    const plan: RunPlan =
-      lastsThrough === 'healthy' || lastsThrough === 'no-expiry'
-        ? 'stage-as-is'
-        : refreshable
-          ? 'refresh-first'
-          : 'relogin';
-    forRun = { seconds: Math.round(runMs / 1000), plan };
-  }
-  const usable = forRun ? forRun.plan !== 'relogin' : health.status !== 'expired' || refreshable;
+  const health = assessTokenHealth(mode, now, marginMs);
+  const plan = planForStatus(located, now, runMs, marginMs);
   return {
     source: located.source,
     identity: summarizeIdentity(mode, now),
     status: health.status,
-    refreshDue,
-    canRefresh: refreshable,
-    forRun,
+    refreshDue: health.status === 'expiring' || health.status === 'expired',
+    canRefresh: canRefresh(mode),
+    forRun: runMs === undefined ? null : { seconds: Math.round(runMs / 1000), plan: runPlanOf(plan) },
+    refusal:
+      plan.action === 'refuse'
+        ? { reason: plan.reason, message: plan.message, exitCode: plan.exitCode }
+        : null,
     configDropped,
     warnings: located.warnings,
-    usable,
+    usable: plan.action !== 'refuse',
   };
 }
 
@@ -71,13 +87,15 @@ export async function reportAuthStatus(
 ): Promise<AuthStatusReport> {
   const located = await locateCredentials({ env: context.env, codexHome, redactor: context.redactor });
   const config = await readSanitizedConfig(located.codexHome);
-  return buildAuthStatus(located, config?.dropped ?? [], context.now(), runMs);
+  const marginMs = context.env.CODEXBOX_REFRESH_MARGIN
+    ? parseDuration(context.env.CODEXBOX_REFRESH_MARGIN, 'CODEXBOX_REFRESH_MARGIN')
+    : undefined;
+  return buildAuthStatus(located, config?.dropped ?? [], context.now(), runMs, marginMs);
 }
 
-const planText: Record<RunPlan, string> = {
+const planText: Record<Exclude<RunPlan, 'refuse'>, string> = {
   'stage-as-is': 'the access token outlives the run: staged without its refresh token',
-  'refresh-first': 'codexbox refreshes once on the host before the run',
-  relogin: 'the token will not last and cannot be refreshed: log in again',
+  'refresh-first': 'codexbox refreshes once on the host before the run, and writes the new token back',
 };
 
 export function formatAuthStatus(report: AuthStatusReport): string {
@@ -109,8 +127,11 @@ export function formatAuthStatus(report: AuthStatusReport): string {
       report.refreshDue ? (report.canRefresh ? 'yes' : 'yes, but no refresh token') : 'no',
     ]);
   }
-  if (report.forRun)
-    rows.push([`Run of ${formatDuration(report.forRun.seconds * 1000)}`, planText[report.forRun.plan]]);
+  if (report.forRun) {
+    const { plan, seconds } = report.forRun;
+    const text = plan === 'refuse' ? `refused: ${report.refusal?.message}` : planText[plan];
+    rows.push([`Run of ${formatDuration(seconds * 1000)}`, text]);
+  } else if (report.refusal) rows.push(['Run', `refused: ${report.refusal.message}`]);
   rows.push([
     'config.toml',
     report.configDropped.length === 0
@@ -136,7 +157,8 @@ Options:
   --json               print the report as JSON
   -h, --help           show this help
 
-Exit codes: 0 usable; 77 expired or will not last, log in again; 64-78 see README.`,
+Exit codes: 0 usable; 77 a run would be refused (expired or will not last, and cannot be
+refreshed where it can be written back); 64-78 see README.`,
   async run(context: CommandContext): Promise<number> {
     const { values } = parseOptions(
       context.args,
@@ -150,6 +172,6 @@ Exit codes: 0 usable; 77 expired or will not last, log in again; 64-78 see READM
     const runMs = values['for-run'] === undefined ? undefined : parseDuration(values['for-run'], '--for-run');
     const report = await reportAuthStatus(context, values['codex-home'], runMs);
     context.stdout(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatAuthStatus(report));
-    return report.usable ? ExitCode.ok : ExitCode.permissionDenied;
+    return report.refusal?.exitCode ?? ExitCode.ok;
   },
 };

@@ -117,13 +117,9 @@ credential, 77 log in again, …; see README).`,
           suggestCodexboxLogin,
         );
         const what = `${report.identity.mode} from ${report.source.name}`;
-        if (report.forRun?.plan === 'relogin') {
-          return {
-            status: 'fail',
-            detail: `${what}: will not last the run and cannot be refreshed`,
-            exitCode: ExitCode.permissionDenied,
-          };
-        }
+        // The run's own decision (credential-plan.ts), with its words and exit code.
+        if (report.refusal)
+          return { status: 'fail', detail: report.refusal.message, exitCode: report.refusal.exitCode };
         if (report.forRun?.plan === 'refresh-first')
           return { status: 'warn', detail: `${what}: a run refreshes it once on the host first` };
         return { status: 'pass', detail: `${what}: lasts the run` };

@@ -1,5 +1,7 @@
 import type { DroppedKey } from '../common/config-sanitizer.js';
+import { planCredentialUse, refusalError } from '../common/credential-plan.js';
 import { type LocatedCredentials, locateCredentials } from '../common/credential-sources.js';
+import { codexboxRefreshMarginMs } from '../common/token-expiry.js';
 import type { CleanupStack } from './cleanup-stack.js';
 import type { StagedFile } from './codex-home-archive.js';
 import type { RunCodexDeps, RunCodexOptions, RunCodexResult } from './run-codex.js';
@@ -53,12 +55,13 @@ async function afterImageCheck<T>(imageChecked: Promise<void>, reading: Promise<
   return read.value;
 }
 
-// A run on a broker lease: the lease and config files, no credential.
+// A run on a broker lease: the lease (unless it has expired) and config files, no credential.
 async function stageLease(
   options: RunCodexOptions & { leaseFile: string },
   deps: RunCodexDeps,
   context: { result: RunCodexResult; imageChecked: Promise<void> },
 ): Promise<StagedRun> {
+  const { leaseFile } = options;
   const trace = deps.trace ?? new Trace();
   const lease = await afterImageCheck(
     context.imageChecked,
@@ -67,6 +70,14 @@ async function stageLease(
     ),
   );
   for (const warning of lease.warnings) deps.log(`warning: ${warning}`);
+  const plan = planCredentialUse({
+    credential: { kind: 'lease', sourceName: leaseFile, expiresAt: lease.expiresAt },
+    now: deps.now(),
+    runMs: options.maxRunMs,
+    marginMs: options.refreshMarginMs ?? codexboxRefreshMarginMs,
+    stageRefreshToken: false,
+  });
+  if (plan.action === 'refuse') throw refusalError(plan);
   await chooseCodexHomeVolume(lease.dropped, options, deps, context.result);
   return { leaseFiles: lease.files };
 }

@@ -1,19 +1,19 @@
 import type { AuthDocument } from '../common/auth-document.js';
 import type { DroppedKey } from '../common/config-sanitizer.js';
+import {
+  type CredentialPlan,
+  planCredentialUse,
+  refusalError,
+  writeBackOf,
+} from '../common/credential-plan.js';
 import type { LocatedCredentials } from '../common/credential-sources.js';
 import { formatDuration } from '../common/duration.js';
 import { CredentialTooShortError } from '../common/errors.js';
 import { readSanitizedConfig } from '../common/read-config.js';
 import type { Redactor } from '../common/redactor.js';
 import type { RefreshClientOptions } from '../common/refresh-client.js';
-import {
-  type AuthLock,
-  acquireAuthLock,
-  type RefreshOutcome,
-  refreshHoldingLock,
-  refreshUnderLock,
-} from '../common/refresh-under-lock.js';
-import { assessTokenHealth, canRefresh, codexboxRefreshMarginMs } from '../common/token-expiry.js';
+import type { AuthLock, RefreshOutcome } from '../common/refresh-under-lock.js';
+import { codexboxRefreshMarginMs } from '../common/token-expiry.js';
 import type { StagedFile } from './codex-home-archive.js';
 
 export interface StagedCredential {
@@ -40,11 +40,6 @@ export interface StageCredentialOptions {
   readOnlySource?: boolean;
 }
 
-function lastsThrough(document: AuthDocument, now: Date, runMs: number, marginMs: number): boolean {
-  const status = assessTokenHealth(document.mode, now, runMs + marginMs).status;
-  return status === 'healthy' || status === 'no-expiry';
-}
-
 // config.toml and its profile files from a CODEX_HOME, sanitized for a container.
 export async function configFiles(
   codexHome: string,
@@ -57,76 +52,93 @@ export async function configFiles(
   return { files, dropped: config.dropped };
 }
 
-function tooShort(options: StageCredentialOptions, document: AuthDocument): CredentialTooShortError {
-  const { located, maxRunMs } = options;
-  const remaining = assessTokenHealth(document.mode, options.now(), 0).remainingSeconds ?? 0;
-  const why = !canRefresh(document.mode)
-    ? 'and there is no refresh token'
-    : options.readOnlySource
-      ? 'and the source is mounted read-only, so a refresh here would lose the rotated token'
-      : 'and a refresh of a secret would lose the rotated token';
-  return new CredentialTooShortError(
-    `the access token from ${located.source.name} expires in ${formatDuration(remaining * 1000)}, before a ${formatDuration(maxRunMs)} run ends, ${why}`,
-    {
-      hint: canRefresh(document.mode)
-        ? 'Refresh it where it can be written back (`codexbox auth refresh --min-ttl 2h` on the host), or shorten the run.'
-        : 'Log in again with `codex login`, or shorten the run.',
+// The shared decision for this credential and run (see credential-plan.ts).
+export function planFor(
+  options: StageCredentialOptions,
+  document: AuthDocument = options.located.document,
+): CredentialPlan {
+  const { located } = options;
+  return planCredentialUse({
+    credential: {
+      kind: 'login',
+      mode: document.mode,
+      sourceName: located.source.name,
+      writeBack: writeBackOf(located, options.readOnlySource),
     },
-  );
+    now: options.now(),
+    runMs: options.maxRunMs,
+    marginMs: options.refreshMarginMs ?? codexboxRefreshMarginMs,
+    stageRefreshToken: options.stageRefreshToken,
+  });
+}
+
+interface Refreshed {
+  document: AuthDocument;
+  hostRefresh: StagedCredential['hostRefresh'];
+  lock?: AuthLock;
+}
+
+// --stage-refresh-token from a file: the family's lock is taken for the whole run (refreshing
+// first only when due), so the rotation the run brings back can be written without a race.
+async function lockForTheRun(options: StageCredentialOptions, authPath: string): Promise<Refreshed> {
+  const { acquireAuthLock, refreshHoldingLock } = await import('../common/refresh-under-lock.js');
+  const lock = await acquireAuthLock(authPath, 120_000);
+  try {
+    const refreshed = await refreshHoldingLock(authPath, lock, {
+      marginMs: options.refreshMarginMs ?? codexboxRefreshMarginMs,
+      now: options.now,
+      redactor: options.redactor,
+      seen: options.located.document,
+      refreshClient: options.refreshClient,
+    });
+    return { document: refreshed.document, hostRefresh: refreshed.outcome, lock };
+  } catch (error) {
+    await lock.release().catch(() => undefined);
+    throw error;
+  }
+}
+
+// A token that will not last the run: refreshed once on the host (under the lock, written back),
+// and refused if even the fresh one will not last.
+async function refreshFirst(options: StageCredentialOptions, authPath: string): Promise<Refreshed> {
+  const { refreshUnderLock } = await import('../common/refresh-under-lock.js');
+  const marginMs = options.refreshMarginMs ?? codexboxRefreshMarginMs;
+  const refreshed = await refreshUnderLock(authPath, {
+    marginMs: options.maxRunMs + marginMs,
+    now: options.now,
+    redactor: options.redactor,
+    seen: options.located.document,
+    refreshClient: options.refreshClient,
+  });
+  if (planFor(options, refreshed.document).action !== 'stage-as-is') {
+    throw new CredentialTooShortError(
+      `even a fresh access token does not last a ${formatDuration(options.maxRunMs)} run`,
+      {
+        hint: 'Pass --stage-refresh-token for runs longer than a token lives, or shorten --max-run-time.',
+      },
+    );
+  }
+  return { document: refreshed.document, hostRefresh: refreshed.outcome };
+}
+
+// Acts on the plan: refuses, refreshes first, takes the lock for the run, or stages as is.
+async function carryOut(plan: CredentialPlan, options: StageCredentialOptions): Promise<Refreshed> {
+  const { authPath } = options.located;
+  if (plan.action === 'refuse') throw refusalError(plan);
+  if (plan.action === 'refresh-first' && authPath) return refreshFirst(options, authPath);
+  if (plan.action === 'stage-refresh-token' && plan.writeBack && authPath)
+    return lockForTheRun(options, authPath);
+  return { document: options.located.document, hostRefresh: 'none' };
 }
 
 // Decides what the container gets. By default the access token alone, when it outlives the run
 // (refreshing once on the host first if needed); the refresh token only on request.
 export async function prepareStagedCredential(options: StageCredentialOptions): Promise<StagedCredential> {
-  const { located, maxRunMs, now } = options;
-  const marginMs = options.refreshMarginMs ?? codexboxRefreshMarginMs;
-  const config = await configFiles(located.codexHome);
-  let document = located.document;
-  let hostRefresh: StagedCredential['hostRefresh'] = 'none';
-  let lock: AuthLock | undefined;
-  const refreshOptions = {
-    marginMs: maxRunMs + marginMs,
-    now,
-    redactor: options.redactor,
-    seen: document,
-    refreshClient: options.refreshClient,
-  };
-
-  if (document.mode.kind === 'chatgpt' && options.stageRefreshToken && located.authPath) {
-    lock = await acquireAuthLock(located.authPath, 120_000);
-    try {
-      const refreshed = await refreshHoldingLock(located.authPath, lock, {
-        ...refreshOptions,
-        marginMs,
-      });
-      document = refreshed.document;
-      hostRefresh = refreshed.outcome;
-    } catch (error) {
-      await lock.release().catch(() => undefined);
-      throw error;
-    }
-  } else if (
-    document.mode.kind === 'chatgpt' &&
-    !options.stageRefreshToken &&
-    !lastsThrough(document, now(), maxRunMs, marginMs)
-  ) {
-    const writeBackPath = options.readOnlySource ? undefined : located.authPath;
-    if (!canRefresh(document.mode) || !writeBackPath) throw tooShort(options, document);
-    const refreshed = await refreshUnderLock(writeBackPath, refreshOptions);
-    document = refreshed.document;
-    hostRefresh = refreshed.outcome;
-    if (!lastsThrough(document, now(), maxRunMs, marginMs)) {
-      throw new CredentialTooShortError(
-        `even a fresh access token does not last a ${formatDuration(maxRunMs)} run`,
-        {
-          hint: 'Pass --stage-refresh-token for runs longer than a token lives, or shorten --max-run-time.',
-        },
-      );
-    }
-  }
-
+  const plan = planFor(options);
+  const config = await configFiles(options.located.codexHome);
+  const { document, hostRefresh, lock } = await carryOut(plan, options);
   const minimized = document.mode.kind === 'chatgpt' && !options.stageRefreshToken;
-  const staged = (minimized ? document.withoutRefreshToken() : document).normalizedForStaging(now());
+  const staged = (minimized ? document.withoutRefreshToken() : document).normalizedForStaging(options.now());
   return {
     files: [{ name: 'auth.json', content: staged.serialize() }, ...config.files],
     staged,

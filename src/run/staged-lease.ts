@@ -16,7 +16,7 @@ export async function prepareStagedLease(options: {
   codexHome?: string;
   env: NodeJS.ProcessEnv;
   redactor: Redactor;
-}): Promise<{ files: StagedFile[]; dropped: DroppedKey[]; warnings: string[] }> {
+}): Promise<{ files: StagedFile[]; dropped: DroppedKey[]; warnings: string[]; expiresAt: Date }> {
   const file = await readCredentialFile(options.leaseFile);
   const lease = parseLeaseFile(file.text, options.leaseFile);
   options.redactor.register(new Secret(lease.lease));
@@ -26,5 +26,6 @@ export async function prepareStagedLease(options: {
     files: [{ name: 'lease.json', content: file.text }, ...config.files],
     dropped: config.dropped,
     warnings: file.warnings,
+    expiresAt: new Date(lease.expiresAt),
   };
 }
