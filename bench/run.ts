@@ -303,7 +303,12 @@ const row = (name: string, a: Summary, b: Summary, ratio: Summary, target: strin
 
 // Broker load (row 7): its own section of RESULTS.md, printed as it is measured.
 async function brokerSection(work: string, command: string) {
-  const broker = await brokerLoad(join(work, 'broker-load'));
+  const holders = Number(process.env.CODEXBOX_BENCH_HOLDERS ?? 500);
+  const broker = await brokerLoad(
+    join(work, 'broker-load'),
+    holders,
+    Number(process.env.CODEXBOX_BENCH_ROUNDS ?? 8),
+  );
   const section = brokerLoadSection(broker, command);
   process.stdout.write(`\n${section}\n`);
   return { broker, section };
