@@ -102,6 +102,8 @@ Options:
   --env NAME         pass the host variable NAME, e.g. HTTPS_PROXY (repeatable; never a credential)
   -h, --help         show this help
 
+Arguments after -- go to codex login as given (e.g. -c forced_chatgpt_workspace_id="…").
+
 Exit code: 0 when the login was imported; 73 when an auth.json is already there (without
 --force); 77 when codex's login failed or timed out (${loginTimeLimit}); 75 when 127.0.0.1:${loginCallbackPort} is taken;
 130 after Ctrl-C; other codexbox codes (64-78) from README.`,
