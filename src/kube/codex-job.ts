@@ -45,17 +45,15 @@ export function literalArgument(argument: string): string {
 
 // An image built FROM codexbox with the task in /workspace keeps it: the init container copies
 // it, as the codex user, into the writable workspace volume (an emptyDir hides the image's files).
+// Its entries, not `.`: the volume's root is root's, and tar (or cp -a) would fail to chmod it.
+const copyWorkspace =
+  'find /workspace -mindepth 1 -maxdepth 1 -printf "%P\\0" | tar -C /workspace --null -T - -cf - | tar -C /seed -xf -';
+
 function workspaceCopier(image: string) {
   return {
     name: 'workspace',
     image,
-    command: [
-      'bash',
-      '-o',
-      'pipefail',
-      '-c',
-      'tar -C /workspace -cf - . | tar -C /seed -xf - --no-overwrite-dir',
-    ],
+    command: ['bash', '-o', 'pipefail', '-c', copyWorkspace],
     securityContext: {
       runAsUser: imageUserId,
       runAsGroup: imageUserId,
