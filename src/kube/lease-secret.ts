@@ -1,5 +1,5 @@
-import { parseLeaseFile } from '../broker/lease-file.js';
 import { ReloginRequiredError, UsageError } from '../common/errors.js';
+import { parseLeaseFile } from '../common/lease-file.js';
 import { type KubeObject, objectMeta, type RenderTarget } from './kube-object.js';
 
 // Where the image's entrypoint looks for a lease (entrypoint/lease.ts): /run/secrets/codexbox_lease.
