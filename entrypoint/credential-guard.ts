@@ -1,5 +1,5 @@
-import type { LeaseFile } from '../src/broker/lease-file.js';
 import { AuthDocument } from '../src/common/auth-document.js';
+import type { LeaseFile } from '../src/common/lease-file.js';
 import { type KeyedProvider, keyedProviders, openaiBaseUrl } from '../src/common/model-providers.js';
 import type { Redactor } from '../src/common/redactor.js';
 import { refreshClientFromEnv } from '../src/common/refresh-client.js';

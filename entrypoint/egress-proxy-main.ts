@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
+import { formatHostRule, parseHostRules } from '../src/common/egress-policy.js';
 import { ExitCode } from '../src/common/exit-codes.js';
-import { formatHostRule, parseHostRules } from '../src/network/egress-policy.js';
 import { startEgressProxy } from './egress-proxy.js';
 
 // codexbox-egress-proxy: CODEXBOX_EGRESS_ALLOW (comma-separated host rules) on CODEXBOX_EGRESS_PORT

@@ -6,7 +6,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { type AddressInfo, connect, type Socket } from 'node:net';
-import { scanClientHello } from '../src/network/client-hello.js';
+import { scanClientHello } from '../src/common/client-hello.js';
 import {
   type EgressTarget,
   type HostRule,
@@ -14,7 +14,7 @@ import {
   normalizeHostName,
   parseConnectTarget,
   parseHttpTarget,
-} from '../src/network/egress-policy.js';
+} from '../src/common/egress-policy.js';
 
 // The allow-listing forward proxy between a run's internal network and a network with a route out.
 // Its clients are hostile: it reads bounded headers only, never logs a path or a body, and logs

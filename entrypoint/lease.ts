@@ -1,8 +1,8 @@
 import { join } from 'node:path';
-import { type LeaseFile, parseLeaseFile } from '../src/broker/lease-file.js';
 import { AuthDocument } from '../src/common/auth-document.js';
 import { InvalidConfigError, ReloginRequiredError } from '../src/common/errors.js';
 import { assertHiddenFrom, type RunUserIds } from '../src/common/hidden-from.js';
+import { type LeaseFile, parseLeaseFile } from '../src/common/lease-file.js';
 import type { Redactor } from '../src/common/redactor.js';
 import { type RefreshClientOptions, refreshTokens } from '../src/common/refresh-client.js';
 import { withRegularFile } from '../src/common/regular-file.js';
@@ -56,7 +56,7 @@ export async function loadLease(options: {
 export function leaseRefreshClient(lease: LeaseFile): RefreshClientOptions {
   let pinned: Promise<typeof fetch> | undefined;
   const fetchPinned = (async (url: string, init: RequestInit) => {
-    pinned ??= import('../src/broker/broker-client.js').then((client) => client.pinnedFetch(lease.ca));
+    pinned ??= import('../src/common/broker-client.js').then((client) => client.pinnedFetch(lease.ca));
     return (await pinned)(url, init);
   }) as typeof fetch;
   return { url: lease.url, fetch: fetchPinned, attempts: 3 };

@@ -1,4 +1,3 @@
-import type { LeaseFile } from '../src/broker/lease-file.js';
 import type { AuthDocument } from '../src/common/auth-document.js';
 import type { AuthMetadata, RefreshResultClass } from '../src/common/auth-metadata.js';
 import { formatDuration } from '../src/common/duration.js';
@@ -7,6 +6,7 @@ import {
   RefreshUnavailableError,
   ReloginRequiredError,
 } from '../src/common/errors.js';
+import type { LeaseFile } from '../src/common/lease-file.js';
 import type { Redactor } from '../src/common/redactor.js';
 import { type RefreshUnderLockOptions, refreshUnderLock } from '../src/common/refresh-under-lock.js';
 import { assessTokenHealth, canRefresh } from '../src/common/token-expiry.js';

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import type { LeaseFile } from '../src/broker/lease-file.js';
+import type { LeaseFile } from '../src/common/lease-file.js';
 import type { Redactor } from '../src/common/redactor.js';
 import type { Log } from './log.js';
 import type { RunUser } from './run-user.js';
@@ -27,7 +27,7 @@ export async function uploadArtifacts(options: {
   const tarExit = new Promise<number>((resolve) => tar.on('close', (code) => resolve(code ?? 1)));
   const url = new URL(`/v1/artifacts/${encodeURIComponent(options.task)}`, lease.url).toString();
   try {
-    const { openPinned } = await import('../src/broker/broker-client.js');
+    const { openPinned } = await import('../src/common/broker-client.js');
     const response = await openPinned(url, {
       method: 'PUT',
       ca: lease.ca,

@@ -4,7 +4,7 @@ import { parseDuration } from '../common/duration.js';
 import { FileIoError, UsageError } from '../common/errors.js';
 import { refreshClientFromEnv } from '../common/refresh-client.js';
 import { sealCredential, sealKeyFrom } from '../common/sealed-credential.js';
-import { prepareStagedCredential } from '../run/staged-credential.js';
+import { prepareStagedCredential } from '../common/staged-credential.js';
 import type { Command, CommandContext } from './command.js';
 import { parseOptions } from './parse-options.js';
 

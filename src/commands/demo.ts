@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { locateCredentials } from '../common/credential-sources.js';
+import { prepareStagedCredential } from '../common/staged-credential.js';
 import { agentMessage, printToolCalls, printWorkspaceDiff } from '../demo/demo-report.js';
 import { demoFiles, demoPrompts, demoScript } from '../demo/demo-script.js';
 import { createDemoWorkspace, snapshotWorkspace } from '../demo/demo-workspace.js';
@@ -12,7 +13,6 @@ import { buildImage, defaultImage, findProjectRoot } from '../docker/build-image
 import type { DockerPort } from '../docker/docker-port.js';
 import { runCodex } from '../run/run-codex.js';
 import { newRunId, removeStagedVolumes, stageCodexHome } from '../run/stage-codex-home.js';
-import { prepareStagedCredential } from '../run/staged-credential.js';
 import type { Command, CommandContext } from './command.js';
 import { dockerPort } from './docker-context.js';
 import { withInterruptSignal } from './interrupt.js';

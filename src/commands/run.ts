@@ -1,11 +1,11 @@
 import { join, resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { parseDuration } from '../common/duration.js';
+import { checkNetworkOptions, parseNetworkPolicy } from '../common/egress-policy.js';
 import { UsageError } from '../common/errors.js';
 import { refreshClientFromEnv } from '../common/refresh-client.js';
-import { defaultImage } from '../docker/build-image.js';
+import { defaultImage } from '../docker/image-names.js';
 import { tracedDockerPort } from '../docker/traced-docker-port.js';
-import { checkNetworkOptions, parseNetworkPolicy } from '../network/egress-policy.js';
 import { type RunCodexOptions, runCodex } from '../run/run-codex.js';
 import { newRunId } from '../run/stage-codex-home.js';
 import { type InteractiveMode, interactiveMode, processTerminal } from '../run/terminal.js';

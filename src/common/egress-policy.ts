@@ -1,4 +1,4 @@
-import { UsageError } from '../common/errors.js';
+import { UsageError } from './errors.js';
 
 // One allow-list entry: an exact host name, or `*.suffix` (subdomains only), and optionally a port.
 // Without a port it allows CONNECT to 443 and plain HTTP to 80.

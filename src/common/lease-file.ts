@@ -1,4 +1,4 @@
-import { InvalidConfigError } from '../common/errors.js';
+import { InvalidConfigError } from './errors.js';
 
 // What a run needs to use the broker: where it is, its CA, and the run's lease. Stored 0600.
 export interface LeaseFile {

@@ -1,20 +1,15 @@
-import type { AuthDocument } from '../common/auth-document.js';
-import type { DroppedKey } from '../common/config-sanitizer.js';
-import {
-  type CredentialPlan,
-  planCredentialUse,
-  refusalError,
-  writeBackOf,
-} from '../common/credential-plan.js';
-import type { LocatedCredentials } from '../common/credential-sources.js';
-import { formatDuration } from '../common/duration.js';
-import { CredentialTooShortError } from '../common/errors.js';
-import { readSanitizedConfig } from '../common/read-config.js';
-import type { Redactor } from '../common/redactor.js';
-import type { RefreshClientOptions } from '../common/refresh-client.js';
-import type { AuthLock, RefreshOutcome } from '../common/refresh-under-lock.js';
-import { codexboxRefreshMarginMs } from '../common/token-expiry.js';
-import type { StagedFile } from './codex-home-archive.js';
+import type { AuthDocument } from './auth-document.js';
+import type { DroppedKey } from './config-sanitizer.js';
+import { type CredentialPlan, planCredentialUse, refusalError, writeBackOf } from './credential-plan.js';
+import type { LocatedCredentials } from './credential-sources.js';
+import { formatDuration } from './duration.js';
+import { CredentialTooShortError } from './errors.js';
+import { readSanitizedConfig } from './read-config.js';
+import type { Redactor } from './redactor.js';
+import type { RefreshClientOptions } from './refresh-client.js';
+import type { AuthLock, RefreshOutcome } from './refresh-under-lock.js';
+import type { StagedFile } from './staged-file.js';
+import { codexboxRefreshMarginMs } from './token-expiry.js';
 
 export interface StagedCredential {
   files: StagedFile[];

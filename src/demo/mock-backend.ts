@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { decompress } from 'fzstd';
+import { mockCodexConfig } from '../common/mock-config.js';
 import { fakeJwt } from './fake-jwt.js';
-import { mockCodexConfig } from './mock-config.js';
 import {
   type IssuedCall,
   type ModelScript,

@@ -8,17 +8,10 @@ import { UsageError } from '../common/errors.js';
 import { codexboxVersion } from '../common/version.js';
 import { contextDigest } from './context-digest.js';
 import type { DockerPort } from './docker-port.js';
+import { defaultCodexVersion, localAlias, versionedImage } from './image-names.js';
 
-export const defaultCodexVersion = '0.169.0';
+export { defaultCodexVersion, defaultImage, localAlias, versionedImage } from './image-names.js';
 
-// Both versions in the name: a newer codexbox or codex never runs a stale image.
-export function versionedImage(codexVersion = defaultCodexVersion): string {
-  return `codexbox:${codexboxVersion}-codex${codexVersion}`;
-}
-
-export const defaultImage = versionedImage();
-// What compose files and the Harbor task template name: `codexbox build` keeps it current too.
-export const localAlias = 'codexbox:local';
 const digestLabel = 'io.codexbox.context-digest';
 
 // What the Dockerfile needs, and nothing else (no node_modules, no .git, no local secrets).

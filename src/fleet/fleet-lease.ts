@@ -1,6 +1,6 @@
-import { callBroker, openPinned } from '../broker/broker-client.js';
-import type { LeaseFile } from '../broker/lease-file.js';
+import { callBroker, openPinned } from '../common/broker-client.js';
 import { BrokerUnavailableError } from '../common/errors.js';
+import type { LeaseFile } from '../common/lease-file.js';
 
 // The fleet's side of the broker's admin API: one lease shared by the job's tasks, their uploaded
 // artifacts, and the clean-up.

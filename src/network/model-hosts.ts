@@ -1,5 +1,5 @@
 import { parse } from 'smol-toml';
-import { type HostRule, normalizeHostName, uniqueRules } from './egress-policy.js';
+import { type HostRule, normalizeHostName, uniqueRules } from '../common/egress-policy.js';
 
 export type AuthKind = 'chatgpt' | 'api-key';
 

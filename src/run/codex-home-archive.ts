@@ -1,10 +1,6 @@
 import { buffer } from 'node:stream/consumers';
 import { pack } from 'tar-stream';
-
-export interface StagedFile {
-  name: string;
-  content: string;
-}
+import type { StagedFile } from '../common/staged-file.js';
 
 export interface ArchiveOwner {
   uid: number;

@@ -1,14 +1,14 @@
 import { Writable } from 'node:stream';
-import { DockerOperationError } from '../common/errors.js';
-import type { DockerPort } from '../docker/docker-port.js';
-import { runLabels } from '../docker/labels.js';
 import {
   checkNetworkOptions,
   formatHostRule,
   type HostRule,
   type NetworkPolicy,
   uniqueRules,
-} from '../network/egress-policy.js';
+} from '../common/egress-policy.js';
+import { DockerOperationError } from '../common/errors.js';
+import type { DockerPort } from '../docker/docker-port.js';
+import { runLabels } from '../docker/labels.js';
 import { type AuthKind, modelHosts, ruleForUrl } from '../network/model-hosts.js';
 
 export const egressProxyPort = 3128;

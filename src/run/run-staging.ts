@@ -1,12 +1,12 @@
 import type { DroppedKey } from '../common/config-sanitizer.js';
 import { planCredentialUse, refusalError } from '../common/credential-plan.js';
 import { type LocatedCredentials, locateCredentials } from '../common/credential-sources.js';
+import { prepareStagedCredential, type StagedCredential } from '../common/staged-credential.js';
+import type { StagedFile } from '../common/staged-file.js';
 import { codexboxRefreshMarginMs } from '../common/token-expiry.js';
 import type { CleanupStack } from './cleanup-stack.js';
-import type { StagedFile } from './codex-home-archive.js';
 import type { RunCodexDeps, RunCodexOptions, RunCodexResult } from './run-codex.js';
 import { createCodexHomeVolume, imageCodexHome, stagedBinds } from './stage-codex-home.js';
-import { prepareStagedCredential, type StagedCredential } from './staged-credential.js';
 import { prepareStagedLease } from './staged-lease.js';
 import { Trace } from './trace.js';
 

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import type { StagedFile } from '../common/staged-file.js';
 import type { DockerPort } from '../docker/docker-port.js';
 import { runLabels } from '../docker/labels.js';
-import { type ArchiveOwner, buildStagingArchive, type StagedFile } from './codex-home-archive.js';
+import { type ArchiveOwner, buildStagingArchive } from './codex-home-archive.js';
 
 export const imageCodexHome = '/codex-home';
 // Root's directory in the image for the long-lived secret: never inside codex's reach.

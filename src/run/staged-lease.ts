@@ -1,12 +1,12 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseLeaseFile } from '../broker/lease-file.js';
 import type { DroppedKey } from '../common/config-sanitizer.js';
+import { parseLeaseFile } from '../common/lease-file.js';
 import { readCredentialFile } from '../common/read-credential-file.js';
 import type { Redactor } from '../common/redactor.js';
 import { Secret } from '../common/secret.js';
-import type { StagedFile } from './codex-home-archive.js';
-import { configFiles } from './staged-credential.js';
+import { configFiles } from '../common/staged-credential.js';
+import type { StagedFile } from '../common/staged-file.js';
 
 // `codexbox run --lease FILE`: the run holds a broker lease instead of a credential. The lease goes
 // into the container's root-only vault (the entrypoint takes tokens from the broker with it), the

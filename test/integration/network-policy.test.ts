@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseNetworkPolicy } from '../../src/network/egress-policy.js';
+import { parseNetworkPolicy } from '../../src/common/egress-policy.js';
 import { prepareEgress } from '../../src/run/egress.js';
 import { newRunId } from '../../src/run/stage-codex-home.js';
 import { findLeaks, makeCanaries } from '../support/canary.js';

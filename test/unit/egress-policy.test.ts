@@ -1,9 +1,7 @@
 import { Duplex } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 import { describe, expect, it } from 'vitest';
-import { UsageError } from '../../src/common/errors.js';
-import { mockCodexConfig } from '../../src/demo/mock-config.js';
-import { scanClientHello } from '../../src/network/client-hello.js';
+import { scanClientHello } from '../../src/common/client-hello.js';
 import {
   checkNetworkOptions,
   type EgressTarget,
@@ -13,7 +11,9 @@ import {
   parseHostRule,
   parseHttpTarget,
   parseNetworkPolicy,
-} from '../../src/network/egress-policy.js';
+} from '../../src/common/egress-policy.js';
+import { UsageError } from '../../src/common/errors.js';
+import { mockCodexConfig } from '../../src/common/mock-config.js';
 import { modelHosts } from '../../src/network/model-hosts.js';
 
 const rules = (...texts: string[]) => texts.map((text) => parseHostRule(text)!);

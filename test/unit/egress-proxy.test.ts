@@ -4,7 +4,7 @@ import { type AddressInfo, connect, createServer as createTcpServer, type Socket
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EgressProxy, startEgressProxy } from '../../entrypoint/egress-proxy.js';
-import { parseHostRule } from '../../src/network/egress-policy.js';
+import { parseHostRule } from '../../src/common/egress-policy.js';
 
 // The proxy on loopback, between loopback servers: one allowed HTTP server, one the policy does
 // not name, and a TCP recorder on the "TLS port" that keeps every byte a tunnel delivered.

@@ -2,9 +2,9 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type Result } from 'execa';
 import { afterAll, afterEach, expect, inject } from 'vitest';
+import type { StagedFile } from '../../../src/common/staged-file.js';
 import type { MockBackend } from '../../../src/demo/mock-backend.js';
 import { DockerodeAdapter } from '../../../src/docker/dockerode-adapter.js';
-import type { StagedFile } from '../../../src/run/codex-home-archive.js';
 import { newRunId, stageCodexHome } from '../../../src/run/stage-codex-home.js';
 
 export const environment = inject('integration');

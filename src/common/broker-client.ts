@@ -1,8 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 import type { Readable } from 'node:stream';
-import { BrokerUnavailableError } from '../common/errors.js';
-import { loadUndici } from '../common/load-undici.js';
+import { BrokerUnavailableError } from './errors.js';
+import { loadUndici } from './load-undici.js';
 
 export interface BrokerResponse {
   status: number;
