@@ -9,14 +9,15 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { execa } from 'execa';
 import {
-  type BrokerProcess,
   codexClientId,
   issueLeases,
   type MockUpstream,
   postPinned,
   probeCount,
   probeRefreshToken,
+  type ServerProcess,
   sampleProcess,
+  startBareServer,
   startBroker,
   startMockUpstream,
 } from './broker-processes.js';
@@ -24,12 +25,15 @@ import { percentile, type Summary, summarize } from './stats.js';
 
 // The broker refreshes when its token has less than the margin left; the mock's tokens live the
 // margin plus a few seconds, so the token is due again shortly after each round's refresh. The
-// broker allows 30 token requests per lease a minute: rounds are 4 s apart at the least.
+// broker allows 30 token requests per lease a minute, and node's client drops a kept-alive
+// connection after 4 s idle (the server's 5 s hint less a second): rounds are ~3.3 s apart.
 const marginSeconds = 600;
 const dueAfterSeconds = 3;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface RoundResult {
+  // When the round's last upstream refresh came (epoch ms): the token is due again dueAfter later.
+  lastRefreshAt: number;
   latencies: number[];
   wallMs: number;
   failures: number;
@@ -40,8 +44,9 @@ interface RoundResult {
 }
 
 interface Setup {
-  broker: BrokerProcess;
-  upstream: MockUpstream;
+  server: ServerProcess;
+  // None for the bare reference server, which never refreshes.
+  upstream?: MockUpstream;
   leases: string[];
   ticksPerSecond: number;
 }
@@ -56,17 +61,18 @@ function refreshBody(lease: string): string {
 }
 
 // Every holder POSTs codex's refresh body with its lease at once; answers must be 200 with tokens.
-async function round({ broker, upstream, leases, ticksPerSecond }: Setup, agent: Agent | false) {
-  const refreshesBefore = await upstream.refreshes();
-  const before = await sampleProcess(broker.pid, ticksPerSecond);
+async function round({ server, upstream, leases, ticksPerSecond }: Setup, agent: Agent | false) {
+  const refreshesBefore = await upstream?.refreshes();
+  const before = await sampleProcess(server.pid, ticksPerSecond);
   const clientBefore = process.cpuUsage();
   const started = performance.now();
   const answers = await Promise.all(
-    leases.map((lease) => postPinned(`${broker.url}/oauth/token`, broker.ca, refreshBody(lease), agent)),
+    leases.map((lease) => postPinned(`${server.url}/oauth/token`, server.ca, refreshBody(lease), agent)),
   );
   const wallMs = performance.now() - started;
   const client = process.cpuUsage(clientBefore);
-  const after = await sampleProcess(broker.pid, ticksPerSecond);
+  const after = await sampleProcess(server.pid, ticksPerSecond);
+  const refreshesAfter = await upstream?.refreshes();
   const accessTokens = new Set<string>();
   let failures = 0;
   for (const answer of answers) {
@@ -75,11 +81,12 @@ async function round({ broker, upstream, leases, ticksPerSecond }: Setup, agent:
     else failures++;
   }
   return {
+    lastRefreshAt: refreshesAfter?.lastAt ?? 0,
     latencies: answers.map((answer) => answer.ms),
     wallMs,
     failures,
     distinctAccessTokens: accessTokens.size,
-    upstreamCalls: (await upstream.refreshes()) - refreshesBefore,
+    upstreamCalls: refreshesAfter && refreshesBefore ? refreshesAfter.count - refreshesBefore.count : 0,
     brokerCpuMs: after.cpuMs - before.cpuMs,
     clientCpuMs: (client.user + client.system) / 1000,
   } satisfies RoundResult;
@@ -119,10 +126,10 @@ function summarizeRounds(results: RoundResult[], holders: number): ModeResult {
 async function measuredRounds(setup: Setup, agent: Agent | false, rounds: number): Promise<ModeResult> {
   const results: RoundResult[] = [];
   for (let index = 0; index <= rounds; index++) {
-    const started = performance.now();
     const result = await round(setup, agent);
     if (index > 0) results.push(result);
-    await sleep(Math.max(500, started + (dueAfterSeconds + 1) * 1000 - performance.now()));
+    const due = setup.upstream ? result.lastRefreshAt + dueAfterSeconds * 1000 + 300 : 0;
+    await sleep(Math.max(300, due - Date.now()));
   }
   return summarizeRounds(results, setup.leases.length);
 }
@@ -148,34 +155,52 @@ async function upstreamLatency(upstream: MockUpstream): Promise<{ p50: number; p
 }
 
 export interface BrokerVariantResult {
+  server: 'broker' | 'bare node https';
   nodeOptions: string;
   fresh: ModeResult;
   kept: ModeResult;
   rssMb: { idle: number; afterRounds: number; peak: number };
-  upstreamMs: { p50: number; p99: number };
+  upstreamMs?: { p50: number; p99: number };
 }
 
-// One broker process: new TLS connections per holder first (as containers make them), then
-// connections kept alive from a warm-up round on (the TLS handshake out of the measure).
+// New TLS connections per holder first (as containers make them), then connections kept alive
+// from a warm-up round on (the TLS handshake out of the measure).
+async function measureServer(setup: Setup, rounds: number) {
+  const idle = await sampleProcess(setup.server.pid, setup.ticksPerSecond);
+  const fresh = await measuredRounds(setup, false, rounds);
+  const keepAlive = new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY });
+  const kept = await measuredRounds(setup, keepAlive, rounds);
+  keepAlive.destroy();
+  const last = await sampleProcess(setup.server.pid, setup.ticksPerSecond);
+  return { fresh, kept, rssMb: { idle: idle.rssMb, afterRounds: last.rssMb, peak: last.peakMb } };
+}
+
 async function measureBroker(work: string, holders: number, rounds: number, nodeOptions: string) {
   const ticksPerSecond = Number((await execa('getconf', ['CLK_TCK'])).stdout) || 100;
   const upstream = await startMockUpstream(marginSeconds + dueAfterSeconds);
   await mkdir(work, { recursive: true });
-  const broker = await startBroker(work, upstream, marginSeconds, nodeOptions);
+  const server = await startBroker(work, upstream, marginSeconds, nodeOptions);
   try {
-    const idle = await sampleProcess(broker.pid, ticksPerSecond);
     const upstreamMs = await upstreamLatency(upstream);
-    const setup = { broker, upstream, leases: await issueLeases(broker, holders), ticksPerSecond };
-    const fresh = await measuredRounds(setup, false, rounds);
-    const keepAlive = new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY });
-    const kept = await measuredRounds(setup, keepAlive, rounds);
-    keepAlive.destroy();
-    const last = await sampleProcess(broker.pid, ticksPerSecond);
-    const rssMb = { idle: idle.rssMb, afterRounds: last.rssMb, peak: last.peakMb };
-    return { nodeOptions, fresh, kept, rssMb, upstreamMs } satisfies BrokerVariantResult;
+    const leases = await issueLeases(server, holders);
+    const measured = await measureServer({ server, upstream, leases, ticksPerSecond }, rounds);
+    return { server: 'broker', nodeOptions, ...measured, upstreamMs } satisfies BrokerVariantResult;
   } finally {
-    await broker.stop();
+    await server.stop();
     await upstream.close();
+  }
+}
+
+async function measureBare(work: string, holders: number, rounds: number) {
+  const ticksPerSecond = Number((await execa('getconf', ['CLK_TCK'])).stdout) || 100;
+  await mkdir(work, { recursive: true });
+  const server = await startBareServer(work);
+  try {
+    const leases = Array.from({ length: holders }, (_, index) => `bench-not-a-lease-${index}`);
+    const measured = await measureServer({ server, leases, ticksPerSecond }, rounds);
+    return { server: 'bare node https', nodeOptions: '', ...measured } satisfies BrokerVariantResult;
+  } finally {
+    await server.stop();
   }
 }
 
@@ -188,12 +213,15 @@ export interface BrokerLoadResult {
 
 const loadAverage = async () => (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
 
-// The default broker, then the same with a smaller V8 young generation (what RSS depends on most).
+// The broker as it ships, the same with a smaller V8 young generation (what its RSS depends on
+// most), and a bare node HTTPS server under the same load (what node's TLS and HTTP cost alone).
 export async function brokerLoad(work: string, holders = 500, rounds = 8): Promise<BrokerLoadResult> {
   const before = await loadAverage();
-  const variants: BrokerVariantResult[] = [];
-  for (const [index, nodeOptions] of ['', '--max-semi-space-size=2'].entries())
-    variants.push(await measureBroker(join(work, `broker-${index}`), holders, rounds, nodeOptions));
+  const variants: BrokerVariantResult[] = [
+    await measureBroker(join(work, 'broker'), holders, rounds, ''),
+    await measureBroker(join(work, 'broker-small-heap'), holders, rounds, '--max-semi-space-size=2'),
+    await measureBare(join(work, 'bare'), holders, rounds),
+  ];
   return {
     date: new Date().toISOString(),
     holders,

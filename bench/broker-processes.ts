@@ -19,7 +19,8 @@ const cli = join(import.meta.dirname, '../dist/cli/codexbox.mjs');
 
 export interface MockUpstream {
   url: string;
-  refreshes: () => Promise<number>;
+  // How many refreshes the mock has answered, and when the last one came (epoch ms, 0 for none).
+  refreshes: () => Promise<{ count: number; lastAt: number }>;
   close: () => Promise<void>;
 }
 
@@ -36,7 +37,8 @@ export async function startMockUpstream(tokenLifetimeSeconds: number): Promise<M
     url,
     refreshes: async () => {
       child.stdin!.write('\n');
-      return Number(await next());
+      const [count, lastAt] = (await next()).split(' ').map(Number);
+      return { count: count!, lastAt: lastAt! };
     },
     close: async () => {
       child.stdin!.end();
@@ -45,7 +47,8 @@ export async function startMockUpstream(tokenLifetimeSeconds: number): Promise<M
   };
 }
 
-export interface BrokerProcess {
+// A server under load: `codexbox broker serve`, or the bare reference server.
+export interface ServerProcess {
   url: string;
   pid: number;
   adminToken: string;
@@ -70,45 +73,58 @@ async function writeDueLogin(home: string): Promise<void> {
   await writeFile(join(home, 'auth.json'), JSON.stringify(auth), { mode: 0o600 });
 }
 
+// Starts node with `args` and waits for its "on port N" line on stderr.
+async function startListening(
+  dir: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<ServerProcess> {
+  const child: ResultPromise = execa(process.execPath, args, { env, extendEnv: false, reject: false });
+  const port = await new Promise<number>((resolve, reject) => {
+    let seen = '';
+    child.stderr!.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+      const found = /on port (\d+)/.exec(seen);
+      if (found) resolve(Number(found[1]));
+    });
+    child.on('exit', () => reject(new Error(`${args[0]} exited: ${seen}`)));
+  });
+  return {
+    url: `https://127.0.0.1:${port}`,
+    pid: child.pid!,
+    adminToken: (await readFile(join(dir, 'admin.token'), 'utf8')).trim(),
+    ca: await readFile(join(dir, 'ca.crt'), 'utf8'),
+    stop: async () => {
+      child.kill('SIGTERM');
+      await child;
+    },
+  };
+}
+
 // The built CLI, as users run it; `nodeOptions` goes to the broker's node through NODE_OPTIONS.
 export async function startBroker(
   dir: string,
   upstream: MockUpstream,
   marginSeconds: number,
   nodeOptions = '',
-): Promise<BrokerProcess> {
+): Promise<ServerProcess> {
   const home = join(dir, 'login');
-  await execa(process.execPath, [cli, 'broker', 'init', '--dir', join(dir, 'broker')]);
+  const brokerDir = join(dir, 'broker');
+  await execa(process.execPath, [cli, 'broker', 'init', '--dir', brokerDir]);
   await writeDueLogin(home);
-  const args = ['broker', 'serve', '--dir', join(dir, 'broker'), '--codex-home', home];
-  const serve: ResultPromise = execa(
-    process.execPath,
-    [cli, ...args, '--listen', '127.0.0.1:0', '--margin', `${marginSeconds}s`],
-    {
-      env: { CODEX_REFRESH_TOKEN_URL_OVERRIDE: upstream.url, HOME: dir, NODE_OPTIONS: nodeOptions },
-      extendEnv: false,
-      reject: false,
-    },
-  );
-  const port = await new Promise<number>((resolve, reject) => {
-    let seen = '';
-    serve.stderr!.on('data', (chunk: Buffer) => {
-      seen += chunk.toString();
-      const found = /on port (\d+)/.exec(seen);
-      if (found) resolve(Number(found[1]));
-    });
-    serve.on('exit', () => reject(new Error(`the broker exited: ${seen}`)));
+  const args = [cli, 'broker', 'serve', '--dir', brokerDir, '--codex-home', home, '--listen', '127.0.0.1:0'];
+  return startListening(brokerDir, [...args, '--margin', `${marginSeconds}s`], {
+    CODEX_REFRESH_TOKEN_URL_OVERRIDE: upstream.url,
+    HOME: dir,
+    NODE_OPTIONS: nodeOptions,
   });
-  return {
-    url: `https://127.0.0.1:${port}`,
-    pid: serve.pid!,
-    adminToken: (await readFile(join(dir, 'broker', 'admin.token'), 'utf8')).trim(),
-    ca: await readFile(join(dir, 'broker', 'ca.crt'), 'utf8'),
-    stop: async () => {
-      serve.kill('SIGTERM');
-      await serve;
-    },
-  };
+}
+
+// bare-https.mjs with a broker's certificate: node's HTTPS server and nothing else.
+export async function startBareServer(dir: string): Promise<ServerProcess> {
+  const brokerDir = join(dir, 'broker');
+  await execa(process.execPath, [cli, 'broker', 'init', '--dir', brokerDir]);
+  return startListening(brokerDir, [join(import.meta.dirname, 'bare-https.mjs'), brokerDir], { HOME: dir });
 }
 
 export interface Answer {
@@ -156,7 +172,7 @@ export async function postPinned(
 }
 
 // Leases through the admin API, sixteen at a time.
-export async function issueLeases(broker: BrokerProcess, count: number): Promise<string[]> {
+export async function issueLeases(broker: ServerProcess, count: number): Promise<string[]> {
   const agent = new Agent({ keepAlive: true, maxSockets: 16 });
   const issueOne = async (index: number) => {
     const body = JSON.stringify({ runId: `bench-holder-${index}`, ttlSeconds: 3600 });

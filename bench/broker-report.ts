@@ -13,35 +13,41 @@ function modeRow(label: string, mode: ModeResult, variant: BrokerVariantResult):
     `${fixed(mode.latencyMs.p50)} ms`,
     `${fixed(mode.latencyMs.p99)} ms (max ${fixed(mode.latencyMs.max)})`,
     `${fixed(rps.median, 0)} (${fixed(rps.min, 0)}–${fixed(rps.max, 0)})`,
-    mode.upstreamCallsPerRound.join(', '),
+    variant.server === 'broker' ? mode.upstreamCallsPerRound.join(', ') : '–',
     `${fixed(mode.brokerCpuMsPerRequest, 2)} ms / ${fixed(mode.clientCpuMsPerRequest, 2)} ms`,
     String(mode.failures),
     `${fixed(variant.rssMb.idle)} → ${fixed(variant.rssMb.peak)} MB`,
   ].join(' | ');
 }
 
-export function brokerLoadSection(result: BrokerLoadResult, command: string): string {
-  const [plain, small] = result.variants;
-  const rows = [
-    `| ${modeRow('7a. new TLS connection per holder (as containers make them)', plain!.fresh, plain!)} |`,
-    `| ${modeRow('7b. connections kept alive (TLS paid in a warm-up round)', plain!.kept, plain!)} |`,
+function variantRows(variant: BrokerVariantResult, letters: [string, string]): string[] {
+  const name =
+    variant.server === 'broker'
+      ? `broker${variant.nodeOptions ? ` with \`NODE_OPTIONS=${variant.nodeOptions}\`` : ''}`
+      : 'reference: a bare node HTTPS server, same certificate and requests';
+  return [
+    `| ${modeRow(`7${letters[0]}. ${name}; a new TLS connection per holder (as containers make them)`, variant.fresh, variant)} |`,
+    `| ${modeRow(`7${letters[1]}. ${name}; connections kept alive (TLS paid in the warm-up round)`, variant.kept, variant)} |`,
   ];
-  if (small) {
-    const flag = `\`NODE_OPTIONS=${small.nodeOptions}\``;
-    rows.push(
-      `| ${modeRow(`7c. 7a with ${flag}`, small.fresh, small)} |`,
-      `| ${modeRow(`7d. 7b with ${flag}`, small.kept, small)} |`,
-    );
-  }
+}
+
+export function brokerLoadSection(result: BrokerLoadResult, command: string): string {
+  const letters: [string, string][] = [
+    ['a', 'b'],
+    ['c', 'd'],
+    ['e', 'f'],
+  ];
+  const broker = result.variants[0]!;
+  const upstream = broker.upstreamMs!;
   return [
     start,
     '## Broker load',
     '',
-    `Measured ${result.date} by \`${command}\`: ${result.holders} lease holders POST codex's refresh body at once, ${plain!.fresh.rounds} rounds per row (after one warm-up round), each round with the broker's access token due. The broker is \`codexbox broker serve\` in its own process (TLS, pinned CA); the mock OAuth endpoint runs in another and answers a refresh in ${fixed(plain!.upstreamMs.p50, 2)} ms (p99 ${fixed(plain!.upstreamMs.p99, 2)} ms) on loopback. Load average (1, 5, 15 min) before: ${result.loadAverage.before}; after: ${result.loadAverage.after}.`,
+    `Measured ${result.date} by \`${command}\`: ${result.holders} lease holders POST codex's refresh body at once, ${broker.fresh.rounds} rounds per row (after one warm-up round), each round starting when the broker's access token is due. The broker is \`codexbox broker serve\` in its own process (TLS, pinned CA); the mock OAuth endpoint runs in another and answers a refresh in ${fixed(upstream.p50, 2)} ms (p99 ${fixed(upstream.p99, 2)} ms) on loopback. The load generator runs on the same 2 cores. Load average (1, 5, 15 min) before: ${result.loadAverage.before}; after: ${result.loadAverage.after}.`,
     '',
-    '| broker load | p50 | p99 | requests/s per round: median (min–max) | upstream calls per round | CPU per request: broker / load generator | failed | broker RSS: idle → peak (VmHWM) |',
+    '| broker load | p50 | p99 | requests/s per round: median (min–max) | upstream calls per round | CPU per request: server / load generator | failed | server RSS: idle → peak (VmHWM) |',
     '| --- | --- | --- | --- | --- | --- | --- | --- |',
-    ...rows,
+    ...result.variants.flatMap((variant, index) => variantRows(variant, letters[index]!)),
     '',
     'Targets (issue 12): one upstream call per round; p99 ≤ 50 ms excluding upstream; RSS ≤ 100 MB.',
     end,
