@@ -56,7 +56,7 @@ function initScript(target: RenderTarget): string {
     `if [ ! -f ${brokerCodexHome}/auth.json ]; then`,
     `  test -f ${loginMount}/auth.json || { echo "codexbox: no login yet: create the Secret ${brokerLoginSecretName(target)} (key auth.json)" >&2; exit 1; }`,
     `  mkdir -p -m 0700 ${brokerCodexHome}`,
-    `  (umask 077 && cp ${loginMount}/auth.json ${brokerCodexHome}/auth.json)`,
+    `  (umask 077 && cat ${loginMount}/auth.json > ${brokerCodexHome}/auth.json)`,
     'fi',
   ].join('\n');
 }

@@ -1,4 +1,4 @@
-import { mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { cp, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +13,21 @@ import { EmulatedPod } from './support/kube-pod.js';
 // biome-ignore lint/suspicious/noExplicitAny: plain Kubernetes objects
 type Loose = any;
 
+const issueLeaseScript = `codexbox broker lease \\
+  --dir /var/lib/codexbox-broker/broker --url https://kubetest-broker:8443 --run-id kube-broker \\
+  --ttl 3h --holders 1 --output /tmp/l.json && cat /tmp/l.json && rm /tmp/l.json`;
+
+async function waitForLog(container: string, pattern: RegExp): Promise<void> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const logs = await execa('docker', ['logs', container], { reject: false });
+    if (pattern.test(output(logs))) return;
+    if (/"Running":false/.test((await execa('docker', ['inspect', container], { reject: false })).stdout))
+      throw new Error(`the container stopped: ${output(logs)}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`${container} never logged ${pattern}`);
+}
+
 // The pod `codexbox kube render` writes, run by Docker the way a kubelet would run it (see
 // support/kube-pod.ts): the image's entrypoint under the pod's securityContext, emptyDirs, and a
 // lease mounted by subPath. Not a cluster: what this shows is that the image works inside the
@@ -20,6 +35,9 @@ type Loose = any;
 describe.skipIf(!environment.available)('a rendered Kubernetes Job pod, run as a kubelet would', () => {
   const canaries = makeCanaries({ exp: Math.floor(Date.now() / 1000) + 3600 });
   const taskImage = `codexbox-test-kube-task:${process.pid}`;
+  // What --broker-image asks for: node, openssl and the codexbox CLI (here the built bundle).
+  const brokerImage = `codexbox-test-kube-broker:${process.pid}`;
+  const brokerContainer = `codexbox-test-kube-broker-${process.pid}`;
   let backend: MockBackend;
   let broker: FleetBroker;
   let network: FleetNetwork;
@@ -47,13 +65,35 @@ describe.skipIf(!environment.available)('a rendered Kubernetes Job pod, run as a
       `FROM ${environment.image}\nCOPY --chown=codex:codex task.txt /workspace/task.txt\n`,
     );
     await execa('docker', ['build', '-q', '--label', testLabel, '-t', taskImage, context]);
+    await buildBrokerImage();
   });
+
+  async function buildBrokerImage(): Promise<void> {
+    const context = await artifactsDir();
+    await cp(join(import.meta.dirname, '../../dist/cli'), join(context, 'cli'), { recursive: true });
+    const wrapper = '#!/bin/sh\nexec node /usr/local/lib/codexbox-cli/codexbox.mjs "$@"\n';
+    await writeFile(join(context, 'codexbox'), wrapper, { mode: 0o755 });
+    await writeFile(
+      join(context, 'Dockerfile'),
+      [
+        `FROM ${environment.image}`,
+        'RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssl && rm -rf /var/lib/apt/lists/*',
+        'COPY cli/ /usr/local/lib/codexbox-cli/',
+        'COPY codexbox /usr/local/bin/codexbox',
+      ].join('\n'),
+    );
+    const built = await execa('docker', ['build', '-q', '--label', testLabel, '-t', brokerImage, context], {
+      reject: false,
+    });
+    expect(built.exitCode, output(built)).toBe(0);
+  }
 
   afterAll(async () => {
     await broker?.stop();
     await backend?.close();
     if (network) await removeNetworks([network]);
-    await execa('docker', ['rmi', '-f', taskImage], { reject: false });
+    await execa('docker', ['rm', '-f', brokerContainer], { reject: false });
+    await execa('docker', ['rmi', '-f', taskImage, brokerImage], { reject: false });
   });
 
   async function renderJob(leaseFiles: string[]): Promise<KubeObject[]> {
@@ -70,14 +110,14 @@ describe.skipIf(!environment.available)('a rendered Kubernetes Job pod, run as a
     });
   }
 
-  async function startPod(objects: KubeObject[], index: number) {
+  async function startPod(objects: KubeObject[], index: number, extraEnv = [`NO_PROXY=${network.gateway}`]) {
     const secret = objects.find((object) => object.kind === 'Secret') as Loose;
     const spec = (objects.find((object) => object.kind === 'Job') as Loose).spec.template.spec;
     const pod = await EmulatedPod.create(spec, {
       index,
       secrets: { [secret.metadata.name]: secret.data },
       network: network.name,
-      extraEnv: [`NO_PROXY=${network.gateway}`],
+      extraEnv,
     });
     // The test's stand-in for api.openai.com: codex's config in the (otherwise empty) CODEX_HOME.
     await writeFile(
@@ -131,25 +171,57 @@ describe.skipIf(!environment.available)('a rendered Kubernetes Job pod, run as a
   it('refuses the lease from a whole Secret volume, whose keys are symlinks (hence the subPath)', async () => {
     const lease = await broker.lease('kube-symlinked', network.gateway);
     const { pod, spec } = await startPod(await renderJob([lease]), 0);
-    // The kubelet's layout: KEY -> ..data/KEY, ..data -> ..TIMESTAMP, the file root-owned 0400.
-    const volume = await artifactsDir();
-    await mkdir(join(volume, '..2026_01_01_00_00_00.000000001'));
-    await writeFile(
-      join(volume, '..2026_01_01_00_00_00.000000001', 'codexbox_lease'),
-      await readFile(lease),
-      {
-        mode: 0o400,
-      },
-    );
-    await symlink('..2026_01_01_00_00_00.000000001', join(volume, '..data'));
-    await symlink('..data/codexbox_lease', join(volume, 'codexbox_lease'));
     const container = structuredClone(spec.containers[0]);
-    container.volumeMounts = container.volumeMounts.filter((mount: Loose) => mount.name !== 'lease');
+    const mount = container.volumeMounts.find((entry: Loose) => entry.name === 'lease');
+    mount.mountPath = '/run/secrets';
+    delete mount.subPath;
     const modelRequests = backend.responsesRequests.length;
-    const run = await pod.run(container, [`${volume}:/run/secrets:ro`]);
+    const run = await pod.run(container);
     expect(run.exitCode, output(run)).not.toBe(0);
+    expect(output(run)).toMatch(/ELOOP|symbolic link/);
     expect(backend.responsesRequests).toHaveLength(modelRequests);
     const used = (await broker.audit()).filter((entry) => entry.event === 'lease-used');
     expect(used.some((entry) => entry.runId === 'kube-symlinked')).toBe(false);
+  });
+
+  it('the rendered broker starts from its login Secret, issues a lease through exec, and serves the Job', async () => {
+    const objects = renderObjects({ name: 'kubetest', broker: { image: brokerImage, storage: '1Gi' } });
+    const spec = (objects.find((object) => object.kind === 'Deployment') as Loose).spec.template.spec;
+    const login = Buffer.from(JSON.stringify(chatgptAuthJson(canaries))).toString('base64');
+    const upstream = `http://${network.gateway}:${backend.port}/oauth/token`;
+    const claim = await artifactsDir();
+    const pod = await EmulatedPod.create(spec, {
+      secrets: { 'kubetest-broker-login': { 'auth.json': login } },
+      claims: { 'kubetest-broker': claim },
+      network: network.name,
+      extraEnv: [`CODEX_REFRESH_TOKEN_URL_OVERRIDE=${upstream}`, `NO_PROXY=${network.gateway}`],
+    });
+    const init = await pod.run(spec.initContainers[0]);
+    expect(init.exitCode, output(init)).toBe(0);
+    const copiedLogin = await stat(join(claim, 'codex-home/auth.json'));
+    expect({ uid: copiedLogin.uid, mode: copiedLogin.mode & 0o777 }).toEqual({ uid: 1000, mode: 0o600 });
+    const again = await pod.run(spec.initContainers[0]);
+    expect(again.exitCode, output(again)).toBe(0);
+    const started = await pod.run(spec.containers[0], {
+      detach: { name: brokerContainer, alias: 'kubetest-broker' },
+    });
+    expect(started.exitCode, output(started)).toBe(0);
+    await waitForLog(brokerContainer, /serving .* on port 8443/);
+
+    // The README's command, with `kubectl exec deploy/…` as `docker exec`.
+    const issued = await execa('docker', ['exec', brokerContainer, 'sh', '-c', issueLeaseScript]);
+    const leaseFile = join(await artifactsDir(), 'lease.json');
+    await writeFile(leaseFile, issued.stdout, { mode: 0o600 });
+    expect(JSON.parse(issued.stdout)).toMatchObject({ url: 'https://kubetest-broker:8443/oauth/token' });
+
+    const job = await startPod(await renderJob([leaseFile]), 0, [
+      `NO_PROXY=${network.gateway},kubetest-broker`,
+    ]);
+    expect((await job.pod.run(job.spec.initContainers[0])).exitCode).toBe(0);
+    const run = await job.pod.run(job.spec.containers[0]);
+    expect(run.exitCode, output(run)).toBe(0);
+    expect(run.stdout).toContain('KUBE-POD-DONE');
+    const brokerLog = await execa('docker', ['logs', brokerContainer], { reject: false });
+    expect(findLeaks(output(run) + output(init) + output(brokerLog), [canaries.refreshToken])).toEqual([]);
   });
 });
