@@ -1,7 +1,9 @@
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../src/common/atomic-write.js';
 import { InvalidConfigError } from '../src/common/errors.js';
 import { readConfigText } from '../src/common/read-config.js';
+import { isConfigFileName } from './codex-config.js';
 import { findGuardMarkers } from './guard-marker.js';
 import type { Log } from './log.js';
 import type { Owner } from './secure-codex-home.js';
@@ -19,6 +21,17 @@ export async function seedConfig(options: {
     options.log.info(`CODEXBOX_CONFIG_FILE not copied again: an agent already ran on ${options.codexHome}`);
     return false;
   }
+  // Seeding records every config file in CODEX_HOME as staged: none may be there but the seed.
+  const profiles = (await readdir(options.codexHome)).filter(
+    (name) => isConfigFileName(name) && name !== 'config.toml',
+  );
+  if (profiles.length > 0)
+    throw new InvalidConfigError(
+      `CODEXBOX_CONFIG_FILE seeds a fresh CODEX_HOME, but ${options.codexHome} holds ${profiles.join(', ')}`,
+      {
+        hint: 'Give the container an empty CODEX_HOME (a tmpfs or a new volume), or unset CODEXBOX_CONFIG_FILE.',
+      },
+    );
   const text = await readConfigText(options.seedFile, { untrusted: true });
   if (text === undefined)
     throw new InvalidConfigError(`CODEXBOX_CONFIG_FILE (${options.seedFile}) does not exist`, {

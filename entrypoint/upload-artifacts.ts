@@ -9,6 +9,9 @@ import type { RunUser } from './run-user.js';
 // is made by the run user — every agent process is gone by then — so root never opens a path the
 // agent may have shaped; GNU tar stores links and FIFOs as entries without following or reading
 // them. Root only streams the bytes to the broker, over TLS pinned to the lease's CA.
+// The container's exit waits on the upload: a broker that stops reading cannot hold it longer.
+const uploadDeadlineMs = 10 * 60_000;
+
 export async function uploadArtifacts(options: {
   task: string;
   artifactsDir: string;
@@ -25,6 +28,7 @@ export async function uploadArtifacts(options: {
     stdio: ['ignore', 'pipe', 'ignore'],
   });
   const tarExit = new Promise<number>((resolve) => tar.on('close', (code) => resolve(code ?? 1)));
+  const deadline = setTimeout(() => tar.kill('SIGKILL'), uploadDeadlineMs);
   const url = new URL(`/v1/artifacts/${encodeURIComponent(options.task)}`, lease.url).toString();
   try {
     const { openPinned } = await import('../src/common/broker-client.js');
@@ -36,20 +40,22 @@ export async function uploadArtifacts(options: {
       timeoutMs: 60_000,
     });
     response.resume();
+    // An answer before the whole tar is sent (401, 409, 413): tar must not wait on a full pipe.
+    if (response.statusCode !== 201) tar.kill('SIGKILL');
     const code = await tarExit;
     if (response.statusCode !== 201) {
       log.warn(`the broker did not take this task's artifacts (HTTP ${response.statusCode})`);
       return false;
     }
-    log.info(
-      `artifacts sent to the broker as task ${options.task}${code === 0 ? '' : ' (some files unreadable)'}`,
-    );
+    const unreadable = code === 0 ? '' : ' (some files unreadable)';
+    log.info(`artifacts sent to the broker as task ${options.task}${unreadable}`);
     return true;
   } catch (error) {
     tar.kill('SIGKILL');
-    log.warn(
-      `could not send the artifacts to the broker (${options.redactor.redact((error as Error).message)})`,
-    );
+    const reason = options.redactor.redact((error as Error).message);
+    log.warn(`could not send the artifacts to the broker (${reason})`);
     return false;
+  } finally {
+    clearTimeout(deadline);
   }
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 
@@ -12,6 +12,8 @@ export const taskKeyPattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 export class ArtifactTooLargeError extends Error {}
 // A lease holds at most one upload per holder: a lease cannot fill the broker's disk.
 export class TooManyUploadsError extends Error {}
+// A task's upload is kept as first sent: another holder of the lease cannot replace it.
+export class AlreadyUploadedError extends Error {}
 
 export interface StoredArtifact {
   task: string;
@@ -31,7 +33,8 @@ export class ArtifactStore {
     return this.#maxBytes;
   }
 
-  // Written beside its final name and renamed over it: a reader sees a whole upload or none.
+  // Written beside its final name and linked to it (which fails if it exists): a reader sees a
+  // whole upload or none, and the first upload of a task is the one kept.
   async put(leaseId: string, task: string, body: Readable, maxTasks: number): Promise<number> {
     const dir = join(this.#root, leaseId);
     await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -47,12 +50,13 @@ export class ArtifactStore {
         await handle.write(chunk as Buffer);
       }
       await handle.close();
-      await rename(temporary, join(dir, `${task}.tar`));
+      await link(temporary, join(dir, `${task}.tar`)).catch((error: NodeJS.ErrnoException) => {
+        throw error.code === 'EEXIST' ? new AlreadyUploadedError() : error;
+      });
       return bytes;
-    } catch (error) {
+    } finally {
       await handle.close().catch(() => {});
       await rm(temporary, { force: true });
-      throw error;
     }
   }
 
@@ -71,5 +75,11 @@ export class ArtifactStore {
 
   async remove(leaseId: string): Promise<void> {
     await rm(join(this.#root, leaseId), { recursive: true, force: true });
+  }
+
+  // The uploads of leases that no longer count (revoked, expired, unknown): removed at start.
+  async sweep(keep: (leaseId: string) => boolean): Promise<void> {
+    const leases = await readdir(this.#root).catch(() => [] as string[]);
+    for (const leaseId of leases.filter((name) => !keep(name))) await this.remove(leaseId);
   }
 }

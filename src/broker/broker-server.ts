@@ -2,10 +2,12 @@ import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { pipeline } from 'node:stream/promises';
 import { RefreshUnavailableError, ReloginRequiredError } from '../common/errors.js';
 import { fingerprint } from '../common/fingerprint.js';
 import { codexOAuthClientId } from '../common/refresh-client.js';
 import {
+  AlreadyUploadedError,
   type ArtifactStore,
   ArtifactTooLargeError,
   TooManyUploadsError,
@@ -13,7 +15,7 @@ import {
 } from './artifact-store.js';
 import type { AuditLog } from './audit-log.js';
 import type { BrokerFiles } from './broker-files.js';
-import type { LeaseStore } from './lease-store.js';
+import type { LeaseStore, LeaseTerms } from './lease-store.js';
 import { type OidcClaims, OidcRefusal, type OidcVerifier } from './oidc.js';
 import { RateLimit } from './rate-limit.js';
 import type { TokenSource } from './token-source.js';
@@ -98,6 +100,7 @@ export class BrokerServer {
     listen: { host: string; port: number },
   ): Promise<BrokerServer> {
     const broker = new BrokerServer(options);
+    await options.artifacts.sweep((id) => options.leases.isLive(id));
     await new Promise<void>((resolve, reject) => {
       broker.#server.once('error', reject);
       broker.#server.listen(listen.port, listen.host, resolve);
@@ -151,7 +154,7 @@ export class BrokerServer {
     const stored = await artifacts.list(id);
     if (!stored.some((entry) => entry.task === task)) return send(response, 404, { error: 'not_found' });
     response.writeHead(200, { 'content-type': 'application/x-tar', 'cache-control': 'no-store' });
-    artifacts.open(id, task).pipe(response);
+    await pipeline(artifacts.open(id, task), response).catch(() => response.destroy());
   }
 
   // A fleet task's /artifacts (a tar), sent by its entrypoint with the task's lease when it ends.
@@ -162,6 +165,7 @@ export class BrokerServer {
       return send(response, 401, { error: 'unauthorized' });
     }
     const { lease } = check;
+    if (!lease.uploads) return send(response, 403, { error: 'uploads_not_allowed' });
     if (!taskKeyPattern.test(task)) return send(response, 400, { error: 'invalid_request' });
     if (!this.#rate.allow(`upload:${lease.id}`, Date.now(), 2 * (lease.holders ?? 1)))
       return send(response, 429, { error: 'rate_limited' });
@@ -172,10 +176,17 @@ export class BrokerServer {
     try {
       bytes = await artifacts.put(lease.id, task, request, lease.holders ?? 1);
     } catch (error) {
+      if (error instanceof AlreadyUploadedError)
+        return send(response.setHeader('connection', 'close'), 409, { error: 'already_uploaded' });
       if (error instanceof TooManyUploadsError)
         return send(response.setHeader('connection', 'close'), 409, { error: 'one_upload_per_holder' });
       if (!(error instanceof ArtifactTooLargeError)) throw error;
       return send(response.setHeader('connection', 'close'), 413, { error: 'too_large' });
+    }
+    // Revoked while it was being sent: the revocation already removed the lease's uploads.
+    if (!this.#options.leases.isLive(lease.id)) {
+      await artifacts.remove(lease.id);
+      return send(response, 401, { error: 'unauthorized' });
     }
     this.counters.artifactUploads++;
     await this.#options.audit.record({
@@ -214,7 +225,8 @@ export class BrokerServer {
         error: 'invalid_request',
         message: `runId and ttlSeconds (within the maximum) are required; holders is 1–${maxHolders}`,
       });
-    await this.#grant(runId, ttlSeconds * 1000, response, undefined, holders as number);
+    const terms = { holders: holders as number, uploads: body?.uploads === true };
+    await this.#grant(runId, ttlSeconds * 1000, response, undefined, terms);
   }
 
   async #grant(
@@ -222,9 +234,9 @@ export class BrokerServer {
     ttlMs: number,
     response: ServerResponse,
     outcome?: string,
-    holders = 1,
+    terms: LeaseTerms = {},
   ): Promise<void> {
-    const { lease, token } = await this.#options.leases.issue(runId, ttlMs, holders);
+    const { lease, token } = await this.#options.leases.issue(runId, ttlMs, terms);
     this.counters.leasesIssued++;
     await this.#options.audit.record({ event: 'lease-issued', lease: lease.id, runId, outcome });
     send(response, 201, {
@@ -260,6 +272,7 @@ export class BrokerServer {
   async #revoke(id: string, response: ServerResponse): Promise<void> {
     const lease = await this.#options.leases.revoke(id);
     if (!lease) return send(response, 404, { error: 'not_found' });
+    await this.#options.artifacts.remove(lease.id);
     await this.#options.audit.record({ event: 'lease-revoked', lease: lease.id, runId: lease.runId });
     send(response, 200, { id: lease.id, revoked: true });
   }

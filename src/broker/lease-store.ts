@@ -14,6 +14,13 @@ export interface Lease {
   revokedAt?: number;
   // How many tasks share it (a fleet's replicated job): its rate limit scales with them.
   holders?: number;
+  // Its holders may send their artifacts to the broker (a fleet's lease only).
+  uploads?: boolean;
+}
+
+export interface LeaseTerms {
+  holders?: number;
+  uploads?: boolean;
 }
 
 export type LeaseCheck =
@@ -43,12 +50,17 @@ export class LeaseStore {
     return store;
   }
 
-  async issue(runId: string, ttlMs: number, holders = 1): Promise<{ lease: Lease; token: string }> {
+  async issue(
+    runId: string,
+    ttlMs: number,
+    terms: LeaseTerms = {},
+  ): Promise<{ lease: Lease; token: string }> {
     const id = `lease-${randomBytes(6).toString('hex')}`;
     const token = `cbl_${id}_${randomBytes(32).toString('base64url')}`;
     const issuedAt = this.#now();
     const lease: Lease = { id, runId, digest: digestOf(token), issuedAt, expiresAt: issuedAt + ttlMs };
-    if (holders > 1) lease.holders = holders;
+    if ((terms.holders ?? 1) > 1) lease.holders = terms.holders;
+    if (terms.uploads) lease.uploads = true;
     this.#leases.set(id, lease);
     await this.#save();
     return { lease, token };
@@ -56,6 +68,12 @@ export class LeaseStore {
 
   get(id: string): Lease | undefined {
     return this.#leases.get(id);
+  }
+
+  // Neither revoked nor expired (by id: what the broker keeps beside a lease).
+  isLive(id: string): boolean {
+    const lease = this.#leases.get(id);
+    return lease !== undefined && lease.revokedAt === undefined && lease.expiresAt > this.#now();
   }
 
   check(token: string): LeaseCheck {

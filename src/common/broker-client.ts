@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { BrokerUnavailableError } from './errors.js';
 import { loadUndici } from './load-undici.js';
 
@@ -33,10 +34,9 @@ export function openPinned(url: string, options: PinnedRequest): Promise<Incomin
     );
     call.on('timeout', () => call.destroy(new Error('timed out')));
     call.on('error', reject);
-    if (typeof options.body === 'object') {
-      options.body.on('error', (error) => call.destroy(error));
-      options.body.pipe(call);
-    } else call.end(options.body);
+    // pipeline, not pipe: an answer before the whole body is sent (401, 409) ends the source too.
+    if (typeof options.body === 'object') pipeline(options.body, call).catch(() => undefined);
+    else call.end(options.body);
   });
 }
 

@@ -27,7 +27,7 @@ export async function issueFleetLease(
     method: 'POST',
     ca: broker.ca,
     token: broker.adminToken,
-    body: { runId, ttlSeconds: Math.ceil(ttlMs / 1000), holders },
+    body: { runId, ttlSeconds: Math.ceil(ttlMs / 1000), holders, uploads: true },
   });
   const body = answer.body as LeaseAnswer;
   if (answer.status !== 201 || !body.id || !body.lease || !body.expiresAt)
@@ -66,7 +66,11 @@ export function openUpload(broker: BrokerAdmin, leaseId: string, task: string) {
   });
 }
 
+// Revoking a lease removes its uploads too, and any upload still arriving is refused.
 export async function endFleetLease(broker: BrokerAdmin, leaseId: string): Promise<void> {
-  for (const path of [`/v1/leases/${leaseId}/artifacts`, `/v1/leases/${leaseId}`])
-    await callBroker(`${broker.url}${path}`, { method: 'DELETE', ca: broker.ca, token: broker.adminToken });
+  await callBroker(`${broker.url}/v1/leases/${leaseId}`, {
+    method: 'DELETE',
+    ca: broker.ca,
+    token: broker.adminToken,
+  });
 }

@@ -129,6 +129,8 @@ async function waitForTasks(
   deps: FleetDeps,
 ): Promise<TaskView[]> {
   const names = await deps.swarm.nodeNames();
+  // The lease ends then: a task still running cannot refresh or send its artifacts any more.
+  const deadline = Date.now() + options.leaseTtlMs;
   let last = '';
   for (;;) {
     if (deps.signal?.aborted) throw new FleetInterrupted(String(deps.signal.reason ?? 'interrupted'));
@@ -138,6 +140,12 @@ async function waitForTasks(
     last = line;
     const finished = tasks.filter((task) => finishedStates.has(task.state));
     if (finished.length >= options.replicas) return finished;
+    if (Date.now() > deadline) {
+      deps.log(
+        `fleet ${options.name}: the lease expired with ${tasks.length - finished.length} tasks unfinished`,
+      );
+      return tasks;
+    }
     await sleep(options.pollMs ?? 1000, undefined, { signal: deps.signal }).catch(() => undefined);
   }
 }
@@ -162,7 +170,7 @@ async function collect(
   const uploads = await listUploads(options.broker, lease.id);
   const reports: TaskReport[] = [];
   for (const task of tasks) {
-    const files = uploads.has(task.id) ? await fetchTaskArtifacts(lease, task.id, options, deps) : null;
+    const files = uploads.has(task.id) ? await fetchOrReport(lease, task.id, options, deps) : null;
     reports.push({
       task: task.id,
       node: names.get(task.nodeId) ?? task.nodeId,
@@ -184,6 +192,23 @@ async function collect(
     mode: 0o600,
   });
   return result;
+}
+
+// One task's bad archive (too many entries, cut off) costs that task its artifacts, not the fleet.
+async function fetchOrReport(
+  lease: FleetLease,
+  task: string,
+  options: FleetRunOptions,
+  deps: FleetDeps,
+): Promise<number | null> {
+  try {
+    return await fetchTaskArtifacts(lease, task, options, deps);
+  } catch (error) {
+    deps.log(
+      `fleet ${options.name}: task ${task}: artifacts not unpacked (${deps.redactor.redact((error as Error).message)})`,
+    );
+    return null;
+  }
 }
 
 async function fetchTaskArtifacts(

@@ -58,10 +58,11 @@ export class Swarm {
   }
 
   async tasks(serviceId: string): Promise<TaskView[]> {
-    const tasks = (await attempt(
-      () => this.#docker.listTasks({ filters: JSON.stringify({ service: [serviceId] }) }),
-      'list the fleet tasks',
-    )) as {
+    // Filtered here, not by the engine: its `service` filter finds nothing once the service is
+    // removed, while the nodes are still removing that service's containers.
+    const tasks = (
+      (await attempt(() => this.#docker.listTasks(), 'list the fleet tasks')) as { ServiceID?: string }[]
+    ).filter((task) => task.ServiceID === serviceId) as {
       ID: string;
       NodeID?: string;
       Status?: { State?: string; Message?: string; Err?: string; ContainerStatus?: { ExitCode?: number } };

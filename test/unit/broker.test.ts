@@ -218,7 +218,8 @@ describe('BrokerServer', () => {
 
   it('keeps a task’s uploaded artifacts for the admin: lease-authenticated, capped, listed, removed', async () => {
     const { dir, files, base, issue } = await start();
-    const { id, lease } = await issue({ holders: 3 });
+    const plain = await issue({ holders: 3 });
+    const { id, lease } = await issue({ holders: 3, uploads: true });
     const upload = (task: string, body: string, token = lease) =>
       requestPinned(`${base}/v1/artifacts/${task}`, {
         method: 'PUT',
@@ -228,7 +229,8 @@ describe('BrokerServer', () => {
       });
     expect((await upload('task-1', 'x'.repeat(100))).status).toBe(201);
     expect((await upload('task-2', 'y'.repeat(2000))).status).toBe(413);
-    expect((await upload('task-1', 'x'.repeat(100))).status).toBe(201);
+    expect((await upload('task-1', 'a replacement')).status).toBe(409);
+    expect((await upload('task-9', 'z', plain.lease)).status).toBe(403);
     expect((await upload('.hidden', 'z')).status).toBe(400);
     expect((await upload('task-3', 'z', 'cbl_lease-000000000000_forged')).status).toBe(401);
     const admin = (path: string, method = 'GET', token = files.adminToken) =>
@@ -242,9 +244,9 @@ describe('BrokerServer', () => {
     expect((await upload('task-5', 'second holder')).status).toBe(201);
     expect((await upload('task-6', 'third holder')).status).toBe(201);
     expect((await upload('task-7', 'one more than the holders')).status).toBe(409);
-    expect((await admin('/artifacts', 'DELETE')).status).toBe(200);
-    expect((await admin('/artifacts')).body).toEqual([]);
     expect((await admin('', 'DELETE')).status).toBe(200);
+    expect((await admin('/artifacts')).body).toEqual([]);
+    await expect(readdir(join(dir, 'artifacts', id))).rejects.toThrow(/ENOENT/);
     expect((await upload('task-4', 'late')).status).toBe(401);
   });
 });
