@@ -89,10 +89,10 @@ describe.skipIf(!environment.available)('a rendered Kubernetes Job pod, run as a
   }
 
   afterAll(async () => {
+    await execa('docker', ['rm', '-f', brokerContainer], { reject: false });
     await broker?.stop();
     await backend?.close();
     if (network) await removeNetworks([network]);
-    await execa('docker', ['rm', '-f', brokerContainer], { reject: false });
     await execa('docker', ['rmi', '-f', taskImage, brokerImage], { reject: false });
   });
 
