@@ -12,6 +12,7 @@ import {
   codexClientId,
   issueLeases,
   type MockUpstream,
+  type ProcessSample,
   postPinned,
   probeCount,
   probeRefreshToken,
@@ -165,8 +166,7 @@ export interface BrokerVariantResult {
 
 // New TLS connections per holder first (as containers make them), then connections kept alive
 // from a warm-up round on (the TLS handshake out of the measure).
-async function measureServer(setup: Setup, rounds: number) {
-  const idle = await sampleProcess(setup.server.pid, setup.ticksPerSecond);
+async function measureServer(setup: Setup, rounds: number, idle: ProcessSample) {
   const fresh = await measuredRounds(setup, false, rounds);
   const keepAlive = new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY });
   const kept = await measuredRounds(setup, keepAlive, rounds);
@@ -180,10 +180,11 @@ async function measureBroker(work: string, holders: number, rounds: number, node
   const upstream = await startMockUpstream(marginSeconds + dueAfterSeconds);
   await mkdir(work, { recursive: true });
   const server = await startBroker(work, upstream, marginSeconds, nodeOptions);
+  const idle = await sampleProcess(server.pid, ticksPerSecond);
   try {
     const upstreamMs = await upstreamLatency(upstream);
     const leases = await issueLeases(server, holders);
-    const measured = await measureServer({ server, upstream, leases, ticksPerSecond }, rounds);
+    const measured = await measureServer({ server, upstream, leases, ticksPerSecond }, rounds, idle);
     return { server: 'broker', nodeOptions, ...measured, upstreamMs } satisfies BrokerVariantResult;
   } finally {
     await server.stop();
@@ -195,9 +196,10 @@ async function measureBare(work: string, holders: number, rounds: number) {
   const ticksPerSecond = Number((await execa('getconf', ['CLK_TCK'])).stdout) || 100;
   await mkdir(work, { recursive: true });
   const server = await startBareServer(work);
+  const idle = await sampleProcess(server.pid, ticksPerSecond);
   try {
     const leases = Array.from({ length: holders }, (_, index) => `bench-not-a-lease-${index}`);
-    const measured = await measureServer({ server, leases, ticksPerSecond }, rounds);
+    const measured = await measureServer({ server, leases, ticksPerSecond }, rounds, idle);
     return { server: 'bare node https', nodeOptions: '', ...measured } satisfies BrokerVariantResult;
   } finally {
     await server.stop();
