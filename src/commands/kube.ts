@@ -124,8 +124,8 @@ export const kubeRenderCommand: Command = {
 
 Writes Kubernetes manifests: an indexed Job that runs codex in the codexbox image with a broker
 lease (and the Secret that carries it), and/or the broker itself (Deployment, Service, volume).
-Not yet run against a live cluster by codexbox's own tests; validated against the Kubernetes 1.27
-and 1.34 API schemas.
+Not yet run against a live cluster by codexbox's own tests: they validate it against the Kubernetes
+1.27 and 1.34 API schemas and run its pods with Docker the way a kubelet would.
 
 The codex Job (needs --lease and codex arguments):
   --lease FILE            a \`codexbox broker lease\` file. Once: every index shares it (issue it with
