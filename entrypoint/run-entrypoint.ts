@@ -28,7 +28,7 @@ import { type RunOutput, type RunState, readRunOutput, recordOutcome } from './r
 import { adoptRunUser, type RunUser, resolveRunUser } from './run-user.js';
 import { assertUsableWithoutRoot, secureCodexHome } from './secure-codex-home.js';
 import { seedConfig } from './seed-config.js';
-import { type ChildOutcome, superviseChild } from './supervise.js';
+import { type ChildOutcome, decidedBy, superviseChild } from './supervise.js';
 import { uploadArtifacts } from './upload-artifacts.js';
 import { Vault } from './vault.js';
 import { type ArtifactFile, prepareArtifactsDirectory, writeArtifactsAs } from './write-run-artifacts.js';
@@ -286,7 +286,7 @@ async function runCodex(
   }
   await recordOutcome(
     state,
-    { source: 'child', exitCode: outcome.exitCode, kind: outcome.kind },
+    { source: decidedBy(outcome), exitCode: outcome.exitCode, kind: outcome.kind },
     output,
     redactor,
     log,

@@ -45,6 +45,12 @@ export function exitCodeOf(result: {
   };
 }
 
+// Who decided an outcome, for the metadata: the entrypoint when it stopped codex (--max-run-time)
+// or could not start it (126, 127); codex otherwise, its own exit code or the signal that ended it.
+export function decidedBy(outcome: ChildOutcome): 'entrypoint' | 'child' {
+  return outcome.kind === 'exited' || outcome.kind === 'signaled' ? 'child' : 'entrypoint';
+}
+
 // Runs the child the way tini would: forwards termination signals, and answers for its exit.
 export async function superviseChild(options: SuperviseOptions): Promise<ChildOutcome> {
   const previousUmask = options.umask === undefined ? undefined : process.umask(options.umask);

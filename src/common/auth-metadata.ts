@@ -89,6 +89,28 @@ export function tokensRotated(before: IdentitySummary | null, after: IdentitySum
   );
 }
 
+const outcomeKind = /^[A-Za-z0-9_.-]{1,64}$/;
+
+// The outcome a container's auth-metadata.json records, read as untrusted input (the file comes
+// out of the container): only a well-formed record of the entrypoint's or codex's own decision;
+// the host's outcomes are the host's to state.
+export function recordedOutcome(text: string): AuthMetadata['outcome'] | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null) return undefined;
+  const { schemaVersion, outcome } = parsed as { schemaVersion?: unknown; outcome?: unknown };
+  if (schemaVersion !== authMetadataSchemaVersion || typeof outcome !== 'object' || outcome === null)
+    return undefined;
+  const { source, exitCode, kind } = outcome as Record<string, unknown>;
+  if (source !== 'entrypoint' && source !== 'child') return undefined;
+  if (!Number.isInteger(exitCode) || typeof kind !== 'string' || !outcomeKind.test(kind)) return undefined;
+  return { source, exitCode: exitCode as number, kind };
+}
+
 export async function writeAuthMetadata(
   path: string,
   metadata: AuthMetadata,

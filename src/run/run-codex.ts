@@ -12,7 +12,7 @@ import { runLabels } from '../docker/labels.js';
 import { CleanupStack } from './cleanup-stack.js';
 import { egressFor, prepareEgress } from './egress.js';
 import { passThroughEnv } from './pass-through-env.js';
-import { collectArtifacts, outcomeFromEntrypoint, syncBack } from './run-output.js';
+import { collectArtifacts, syncBack } from './run-output.js';
 import { writeRunRecord } from './run-record.js';
 import { stopGraceSeconds, superviseContainer } from './run-session.js';
 import { codexHomeBinds, type StagedRun, stagedForContainer, stageRun } from './run-staging.js';
@@ -197,11 +197,10 @@ async function stageAndRun(
     progress.interruptedBy = signal;
   });
   result.exitCode = exit.exitCode;
-  result.outcome = exit.oomKilled
-    ? { source: 'host', kind: 'oom-killed' }
-    : outcomeFromEntrypoint(exit.exitCode);
   if (exit.oomKilled) deps.log('the container ran out of memory and was killed');
-  await trace.span('copy the artifacts out', () => collectArtifacts(container, directory, deps));
+  result.outcome = await trace.span('copy the artifacts out', () =>
+    collectArtifacts(container, exit, directory, deps),
+  );
   result.syncBack = await trace.span('sync back a rotated token', () => syncBack(container, run, deps));
   if (workspaceCopy && options.workspace) {
     const { bringBackWorkspaceChanges } = await import('./workspace-copy.js');

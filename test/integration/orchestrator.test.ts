@@ -64,6 +64,26 @@ describe.skipIf(!environment.available)('codexbox run with the real engine, imag
     expect(findLeaks(output(run) + (await readTree(artifacts)), canaries.all)).toEqual([]);
   });
 
+  it("run.json's outcome is the one auth-metadata.json records, else a guess from the exit code", async () => {
+    const { home } = await codexHomeFor(backend);
+    const recordOf = async (artifacts: string) =>
+      JSON.parse(await readFile(join(artifacts, 'run.json'), 'utf8')).outcome;
+    // codex cannot be started: the entrypoint records not-found (127 alone would read as codex's own).
+    const missing = await artifactsDir();
+    const notFound = await codexbox(runArgs(home, missing, ['hello'], ['--env', 'CODEXBOX_CODEX_BIN']), {
+      CODEXBOX_CODEX_BIN: '/nonexistent/codex',
+    });
+    expect(notFound.exitCode, output(notFound)).toBe(127);
+    expect(await recordOf(missing)).toEqual({ source: 'entrypoint', kind: 'not-found' });
+    // A root-owned workspace is refused before the artifacts exist: no record, so the guess.
+    const refused = await artifactsDir();
+    const rootOwned = await codexbox(
+      runArgs(home, refused, ['hello'], ['--workspace', await workspaceOwnedBy(0)]),
+    );
+    expect(rootOwned.exitCode, output(rootOwned)).toBe(78);
+    expect(await recordOf(refused)).toEqual({ source: 'entrypoint', kind: 'wrapper-error' });
+  });
+
   it("each run's CODEX_HOME is new (the container's own volumes) and goes with the run; --keep keeps a named one", async () => {
     const slow = await MockBackend.start({ responseDelayMs: 1_500 });
     try {

@@ -27,6 +27,8 @@ export class FakeDocker implements DockerPort {
   proxyLogLines = ['codexbox-egress-proxy: listening on :3128; allowing api.openai.com\n'];
   exitCode = 0;
   logLines = ['codex says hi\n'];
+  // What the container leaves in /artifacts (getArchive of /artifacts returns these).
+  artifacts: Record<string, string> = { 'auth-metadata.json': '{"fake":true}\n' };
   failOn?: keyof DockerPort;
   #ids = 0;
 
@@ -95,7 +97,8 @@ export class FakeDocker implements DockerPort {
     this.#record('getArchive', id, path);
     const archive = pack();
     archive.entry({ name: 'artifacts', type: 'directory' });
-    archive.entry({ name: 'artifacts/auth-metadata.json' }, '{"fake":true}\n');
+    for (const [name, content] of Object.entries(this.artifacts))
+      archive.entry({ name: `artifacts/${name}` }, content);
     archive.finalize();
     return Readable.from(archive as AsyncIterable<Buffer>);
   }

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { buildChildEnv } from '../../entrypoint/child-env.js';
 import { classifyInvocation, credentialUse } from '../../entrypoint/command-line.js';
 import { readEntrypointConfig } from '../../entrypoint/config.js';
-import { exitCodeOf } from '../../entrypoint/supervise.js';
+import { decidedBy, exitCodeOf } from '../../entrypoint/supervise.js';
 import { codexboxVersion } from '../../src/common/version.js';
 
 describe('classifyInvocation', () => {
@@ -153,6 +153,16 @@ describe('exitCodeOf', () => {
     [{ code: 'EACCES' }, { kind: 'not-executable', exitCode: 126 }],
   ])('%j → %j', (result, expected) => {
     expect(exitCodeOf(result)).toEqual(expected);
+  });
+
+  it('says who decided: codex for its exit code or a signal, the entrypoint for 124, 126 and 127', () => {
+    const by = (result: Parameters<typeof exitCodeOf>[0]) => decidedBy(exitCodeOf(result));
+    expect([{ exitCode: 3 }, { signal: 'SIGTERM' }].map(by)).toEqual(['child', 'child']);
+    expect([{ timedOut: true }, { code: 'ENOENT' }, { code: 'EACCES' }].map(by)).toEqual([
+      'entrypoint',
+      'entrypoint',
+      'entrypoint',
+    ]);
   });
 });
 

@@ -20,13 +20,15 @@ async function setUp(canaries = makeCanaries(), overrides: { keep?: boolean } = 
   const stdout = collector();
   const stderr = collector();
   const logs: string[] = [];
+  // Each run gets its own artifacts directory: the first `artifacts`, then `artifacts-2`, ….
+  let runs = 0;
   const run = () =>
     runCodex(
       {
         image: 'codexbox:local',
         codexArgs: ['exec', 'hello'],
         codexHome,
-        artifactsDir: join(codexHome, 'artifacts'),
+        artifactsDir: join(codexHome, ++runs === 1 ? 'artifacts' : `artifacts-${runs}`),
         maxRunMs: 600_000,
         passEnv: [],
         keep: overrides.keep ?? false,
@@ -207,6 +209,49 @@ describe('runCodex against a recording fake Docker', () => {
     docker.images.clear();
     await expect(run()).rejects.toMatchObject({ code: 'ERR_IMAGE_NOT_FOUND', exitCode: 69 });
     expect(docker.calls.map((call) => call.method)).toEqual(['inspectImage']);
+  });
+
+  const metadata = (outcome: Record<string, unknown>) => `${JSON.stringify({ schemaVersion: 1, outcome })}\n`;
+
+  it('takes the outcome from the auth-metadata.json the entrypoint recorded', async () => {
+    const { docker, run } = await setUp();
+    // codex's own exit 65: the exit code's range alone would call it a wrapper error.
+    docker.exitCode = 65;
+    docker.artifacts = {
+      'auth-metadata.json': metadata({ source: 'child', exitCode: 65, kind: 'exited' }),
+    };
+    expect((await run()).outcome).toEqual({ source: 'child', kind: 'exited' });
+    docker.exitCode = 78;
+    docker.artifacts = {
+      'auth-metadata.json': metadata({ source: 'entrypoint', exitCode: 78, kind: 'ERR_PROVIDER_CHANGED' }),
+    };
+    expect((await run()).outcome).toEqual({ source: 'entrypoint', kind: 'ERR_PROVIDER_CHANGED' });
+  });
+
+  it('guesses from the exit code when the container left no record (killed before writing it)', async () => {
+    const { docker, run } = await setUp();
+    docker.exitCode = 137;
+    docker.artifacts = {};
+    expect((await run()).outcome).toEqual({ source: 'child', kind: 'signaled' });
+    docker.exitCode = 75;
+    expect((await run()).outcome).toEqual({ source: 'entrypoint', kind: 'wrapper-error' });
+  });
+
+  it('does not take a record that disagrees with the exit code, or speaks for the host', async () => {
+    const { docker, run, logs } = await setUp();
+    docker.exitCode = 137;
+    docker.artifacts = {
+      'auth-metadata.json': metadata({ source: 'child', exitCode: 0, kind: 'exited' }),
+    };
+    expect((await run()).outcome).toEqual({ source: 'child', kind: 'signaled' });
+    expect(logs).toContain(
+      'warning: auth-metadata.json records exit code 0, but the container exited 137; the outcome is guessed from the exit code',
+    );
+    docker.exitCode = 0;
+    docker.artifacts = {
+      'auth-metadata.json': metadata({ source: 'host', exitCode: 0, kind: 'oom-killed' }),
+    };
+    expect((await run()).outcome).toEqual({ source: 'child', kind: 'exited' });
   });
 
   it("passes codex's exit code through", async () => {
