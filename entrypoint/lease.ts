@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { AuthDocument } from '../src/common/auth-document.js';
-import { InvalidConfigError, ReloginRequiredError } from '../src/common/errors.js';
+import { InvalidConfigError, ReloginRequiredError, UnsafeFileError } from '../src/common/errors.js';
 import { assertHiddenFrom, type RunUserIds } from '../src/common/hidden-from.js';
 import { type LeaseFile, parseLeaseFile } from '../src/common/lease-file.js';
 import type { Redactor } from '../src/common/redactor.js';
@@ -29,7 +29,13 @@ async function readLeaseText(path: string, user: RunUserIds): Promise<string | u
       return handle.readFile('utf8');
     });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    // Kubernetes lays a whole Secret volume out as links to a timestamped directory.
+    if (code === 'ELOOP')
+      throw new UnsafeFileError(`the lease file ${path} is a symbolic link, which root does not follow`, {
+        hint: 'Mount the lease as a file (Kubernetes: subPath; Docker: a secret or bind mount of the file itself).',
+      });
     throw error;
   }
 }
