@@ -22,7 +22,15 @@ export interface BrokerOptions {
   log: Log;
   // Only connections from this uid are served (checked in /proc/net/tcp); undefined: anyone.
   allowedUid?: number;
+  // How long codex's proactive refreshes are answered with the last tokens (default 10 s).
+  reuseAnswerMs?: number;
 }
+
+// Once its access token is within ~5 minutes of expiry, codex (0.169) asks for a refresh before
+// every request and, while the answer is still such a token, asks again instead of sending the
+// request: a broker upstream that hands out such tokens (a --margin under 5m, or short-lived
+// tokens) would be asked several times a second by every run while no request went out.
+const defaultReuseAnswerMs = 10_000;
 
 const maxBodyBytes = 64 * 1024;
 
@@ -53,6 +61,7 @@ export class RefreshBroker {
   #refreshToken: Secret;
   #latest: { tokens: RefreshedTokens; at: Date } | undefined;
   #inflight: Promise<Record<string, unknown>> | undefined;
+  #lastAnswer: { body: Record<string, unknown>; at: number } | undefined;
   refreshes = 0;
 
   private constructor(options: BrokerOptions) {
@@ -98,7 +107,7 @@ export class RefreshBroker {
       sendJson(response, 404, { error: 'not_found' });
       return;
     }
-    let body: { grant_type?: unknown; client_id?: unknown };
+    let body: { grant_type?: unknown; client_id?: unknown; refresh_reason?: unknown };
     try {
       body = (await readBody(request)) as typeof body;
     } catch {
@@ -110,10 +119,13 @@ export class RefreshBroker {
       return;
     }
     try {
-      this.#inflight ??= this.#refreshUpstream().finally(() => {
-        this.#inflight = undefined;
-      });
-      sendJson(response, 200, await this.#inflight);
+      const answer = await this.#answer(body.refresh_reason);
+      if (answer) sendJson(response, 200, answer);
+      else
+        sendJson(response, 503, {
+          error: 'temporarily_unavailable',
+          error_description: 'no newer token yet',
+        });
     } catch (error) {
       if (error instanceof ReloginRequiredError) {
         sendJson(response, 401, {
@@ -123,6 +135,23 @@ export class RefreshBroker {
         sendJson(response, 503, { error: 'temporarily_unavailable' });
       } else throw error;
     }
+  }
+
+  // Tokens newer than the ones codex got last, or undefined for a proactive refresh when there are
+  // none yet: codex then carries on with the token it holds (still valid: the broker upstream
+  // hands out tokens with time left) instead of asking again at once. Within the reuse window a
+  // proactive refresh is answered from the last tokens, without asking upstream.
+  async #answer(reason: unknown): Promise<Record<string, unknown> | undefined> {
+    const last = this.#lastAnswer;
+    const recovering = reason === 'unauthorized_recovery';
+    const window = this.#options.reuseAnswerMs ?? defaultReuseAnswerMs;
+    const reused = last && !recovering && Date.now() - last.at < window;
+    if (!reused)
+      this.#inflight ??= this.#refreshUpstream().finally(() => {
+        this.#inflight = undefined;
+      });
+    const answer = reused ? last.body : await this.#inflight!;
+    return recovering || answer.access_token !== last?.body.access_token ? answer : undefined;
   }
 
   async #refreshUpstream(): Promise<Record<string, unknown>> {
@@ -140,13 +169,17 @@ export class RefreshBroker {
       },
       at: new Date(),
     };
-    this.refreshes++;
-    this.#options.log.info('refresh broker: refreshed the access token for codex');
-    return {
+    const body = {
       access_token: result.accessToken.reveal(),
       ...(result.idToken ? { id_token: result.idToken.reveal() } : {}),
       refresh_token: '',
       ...(result.expiresInSeconds !== undefined ? { expires_in: result.expiresInSeconds } : {}),
     };
+    if (body.access_token !== this.#lastAnswer?.body.access_token) {
+      this.refreshes++;
+      this.#options.log.info('refresh broker: refreshed the access token for codex');
+    }
+    this.#lastAnswer = { body, at: Date.now() };
+    return body;
   }
 }

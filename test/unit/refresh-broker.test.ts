@@ -8,13 +8,13 @@ import { Secret } from '../../src/common/secret.js';
 import { MockBackend } from '../../src/demo/mock-backend.js';
 import { chatgptAuthJson, makeCanaries } from '../support/canary.js';
 
-const codexRequest = (refreshToken = '') => ({
+const codexRequest = (refreshToken = '', reason = 'proactive_expiry') => ({
   method: 'POST',
   headers: { 'content-type': 'application/json' },
   body: JSON.stringify({
     client_id: codexOAuthClientId,
     grant_type: 'refresh_token',
-    refresh_reason: 'proactive_expiry',
+    refresh_reason: reason,
     refresh_token: refreshToken,
   }),
 });
@@ -49,9 +49,9 @@ describe('RefreshBroker', () => {
     expect(broker.refreshes).toBe(1);
   });
 
-  it('rotates again on the next request, and keeps the newest pair for the vault', async () => {
+  it('rotates again on the next request after a 401, and keeps the newest pair for the vault', async () => {
     await fetch(broker.url, codexRequest());
-    await fetch(broker.url, codexRequest());
+    await fetch(broker.url, codexRequest('', 'unauthorized_recovery'));
     expect(
       upstream.refreshRequests.map((request) => (request.body as { refresh_token: string }).refresh_token),
     ).toEqual(['rt-real-family-000001', upstream.issuedRefreshTokens[0]]);
@@ -71,6 +71,14 @@ describe('RefreshBroker', () => {
     }[];
     expect(upstream.refreshRequests).toHaveLength(1);
     expect(bodies[0]!.access_token).toBe(bodies[1]!.access_token);
+  });
+
+  it('answers proactive refreshes within a few seconds of the last one from it; one after a 401 goes upstream', async () => {
+    await fetch(broker.url, codexRequest());
+    expect((await fetch(broker.url, codexRequest('', 'scheduled'))).status).toBe(503);
+    expect(upstream.refreshRequests).toHaveLength(1);
+    expect((await fetch(broker.url, codexRequest('', 'unauthorized_recovery'))).status).toBe(200);
+    expect(upstream.refreshRequests).toHaveLength(2);
   });
 
   it('passes a rejected family on as 401 with the OAuth code, so codex asks for a new login', async () => {
@@ -186,5 +194,58 @@ describe('RefreshBroker allowedUid', () => {
     const serving = await start(myUid);
     expect((await fetch(serving.url, codexRequest())).status).toBe(200);
     expect(upstream.refreshRequests).toHaveLength(1);
+  });
+});
+
+describe('RefreshBroker in front of a codexbox broker (the same tokens until a round ends)', () => {
+  let served = 'access-round-1';
+  let calls = 0;
+  const brokerUpstream = (async () => {
+    calls++;
+    return new Response(JSON.stringify({ access_token: served, id_token: 'id', refresh_token: '' }), {
+      status: 200,
+      headers: { 'content-type': 'application/json' },
+    });
+  }) as unknown as typeof fetch;
+  const start = (reuseAnswerMs?: number) =>
+    RefreshBroker.start({
+      refreshToken: new Secret('cbl_lease-000000000000_x'),
+      handsBackRefreshToken: false,
+      upstream: { url: 'https://broker.invalid/oauth/token', fetch: brokerUpstream },
+      redactor: new Redactor(),
+      log: createLog(new Redactor(), () => {}),
+      reuseAnswerMs,
+    });
+  const ask = async (broker: RefreshBroker, reason?: string) => {
+    const response = await fetch(broker.url, codexRequest('', reason));
+    const body = (await response.json()) as { access_token?: string };
+    return `${response.status} ${body.access_token ?? ''}`.trim();
+  };
+
+  it('answers 503 while there is nothing newer than what codex got (codex then keeps its token instead of asking again)', async () => {
+    served = 'access-round-1';
+    calls = 0;
+    const broker = await start(0);
+    expect(await ask(broker)).toBe('200 access-round-1');
+    expect(await ask(broker)).toBe('503');
+    served = 'access-round-2';
+    expect(await ask(broker)).toBe('200 access-round-2');
+    expect(await ask(broker, 'unauthorized_recovery')).toBe('200 access-round-2');
+    expect(calls).toBe(4);
+    expect(broker.refreshes).toBe(2);
+    await broker.close();
+  });
+
+  it('asks upstream at most once in the reuse window for proactive refreshes', async () => {
+    served = 'access-round-1';
+    calls = 0;
+    const broker = await start();
+    expect([await ask(broker), await ask(broker), await ask(broker)]).toEqual([
+      '200 access-round-1',
+      '503',
+      '503',
+    ]);
+    expect(calls).toBe(1);
+    await broker.close();
   });
 });
