@@ -54,6 +54,9 @@ export interface MockBackendOptions {
   // A scripted model that runs commands and edits files through codex; wins over `answer`.
   script?: ModelScript;
   responseDelayMs?: number;
+  // Answer a model request whose bearer token's `exp` has passed with 401, as OpenAI does: codex
+  // then refreshes (reason unauthorized_recovery) and retries, or ends the turn if it cannot.
+  rejectExpiredAccessTokens?: boolean;
 }
 
 export const demoIdentity: MockIdentity = {
@@ -73,6 +76,18 @@ async function readBody(request: IncomingMessage): Promise<string> {
   return Buffer.from(bytes).toString('utf8');
 }
 
+// Whether a bearer JWT's `exp` claim lies in the past (codex sends the access token it holds).
+function hasExpired(authorization: string | undefined): boolean {
+  const payload = authorization?.replace(/^Bearer /, '').split('.')[1];
+  if (!payload) return false;
+  try {
+    const { exp } = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { exp?: unknown };
+    return typeof exp === 'number' && exp * 1000 <= Date.now();
+  } catch {
+    return false;
+  }
+}
+
 function sendJson(response: ServerResponse, status: number, body: unknown): void {
   response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 }
@@ -80,6 +95,11 @@ function sendJson(response: ServerResponse, status: number, body: unknown): void
 export class MockBackend {
   readonly requests: RecordedRequest[] = [];
   readonly issuedRefreshTokens: string[] = [];
+  readonly issuedAccessTokens: string[] = [];
+  // The error code of every refresh the OAuth endpoint refused (reused or unknown token, bad request).
+  readonly refusedRefreshes: string[] = [];
+  // Model requests answered 401 because their access token had expired.
+  readonly expiredTokenRejections: RecordedRequest[] = [];
   // Every tool result codex sent back for a scripted call, in arrival order, once per call.
   readonly toolOutputs: ToolOutput[] = [];
   readonly #server: Server;
@@ -175,7 +195,19 @@ export class MockBackend {
       at: Date.now(),
     });
     if (request.method === 'POST' && path === '/oauth/token') return this.#refresh(body, response);
-    if (request.method === 'POST' && path === '/v1/responses') return this.#respond(body, response);
+    if (request.method === 'POST' && path === '/v1/responses') {
+      if (this.#options.rejectExpiredAccessTokens && hasExpired(request.headers.authorization)) {
+        this.expiredTokenRejections.push(this.requests.at(-1)!);
+        return sendJson(response, 401, {
+          error: {
+            message: 'the access token has expired',
+            type: 'invalid_request_error',
+            code: 'token_expired',
+          },
+        });
+      }
+      return this.#respond(body, response);
+    }
     if (request.method === 'GET' && path === '/v1/models') return sendJson(response, 200, { models: [] });
     sendJson(response, 404, { error: { code: 'not_found' } });
   }
@@ -194,9 +226,11 @@ export class MockBackend {
     this.#identities.set(refreshToken, identity);
     this.issuedRefreshTokens.push(refreshToken);
     const claims = { ...identity, iat: now, exp: now + lifetime };
+    const accessToken = fakeJwt(claims, `access-${randomBytes(6).toString('hex')}`);
+    this.issuedAccessTokens.push(accessToken);
     return {
       id_token: fakeJwt(claims, `id-${randomBytes(6).toString('hex')}`),
-      access_token: fakeJwt(claims, `access-${randomBytes(6).toString('hex')}`),
+      access_token: accessToken,
       refresh_token: refreshToken,
       expires_in: lifetime,
     };
@@ -212,11 +246,13 @@ export class MockBackend {
       | { client_id?: unknown; grant_type?: unknown; refresh_token?: unknown }
       | undefined;
     if (request?.grant_type !== 'refresh_token' || typeof request.client_id !== 'string') {
+      this.refusedRefreshes.push('invalid_request');
       sendJson(response, 400, { error: 'invalid_request' });
       return;
     }
     const token = request.refresh_token;
     if (typeof token !== 'string' || !this.#validRefreshTokens.has(token)) {
+      this.refusedRefreshes.push('refresh_token_reused');
       sendJson(response, 401, {
         error: { code: 'refresh_token_reused', message: 'already used or unknown' },
       });
