@@ -4,7 +4,7 @@ import { formatError, isCodexboxError } from './common/errors.js';
 import { ExitCode } from './common/exit-codes.js';
 import { Redactor } from './common/redactor.js';
 import { codexboxVersion as version } from './common/version.js';
-import { Trace, traceRequested } from './run/trace.js';
+import { processStart, Trace, traceRequested } from './run/trace.js';
 
 // Commands load on use: `codexbox auth status` should not pay for Docker's client libraries.
 export interface CommandEntry {
@@ -120,7 +120,7 @@ export interface CliIo {
 // argv in, exit code out; every byte written goes through one Redactor.
 export async function runCli(args: string[], io: CliIo): Promise<number> {
   const trace = new Trace();
-  trace.record('start node and load the CLI', 0);
+  trace.record('start node and load the CLI', processStart);
   const redactor = new Redactor();
   const stdout = (text: string) => io.stdout(redactor.redact(text));
   const stderr = (text: string) => io.stderr(redactor.redact(text));

@@ -104,12 +104,12 @@ export async function superviseContainer(
       ? await attachSession(container, streams, mode, deps, cleanup)
       : undefined;
   const trace = deps.trace ?? new Trace();
-  const startedAt = trace.now();
+  const started = trace.now();
   await docker.startContainer(container);
   await session?.afterStart();
   const logsDone = session ? session.ended : docker.streamLogs(container, streams.stdout, streams.stderr);
   const exit = await docker.waitContainer(container);
-  trace.record('container: start to exit', startedAt);
+  trace.record('container: start to exit', started);
   await logsDone.catch((error) =>
     deps.log(`warning: the container log stream broke: ${(error as Error).message}`),
   );

@@ -1,22 +1,44 @@
 import { performance } from 'node:perf_hooks';
 
-// One timed step: when it began (ms since this process started) and how long it took.
+// A moment of this process: ms since it started, and the CPU time (user + system) it had used.
+export interface TraceMark {
+  ms: number;
+  cpuMs: number;
+}
+
+// One timed step: when it began, how long it took, and the CPU this process spent meanwhile (for
+// steps that overlap others, that CPU is theirs too).
 export interface TraceStep {
   name: string;
   startMs: number;
   durationMs: number;
+  cpuMs: number;
 }
 
+export interface TraceClock {
+  now(): TraceMark;
+}
+
+const processClock: TraceClock = {
+  now: () => {
+    const cpu = process.cpuUsage();
+    return { ms: performance.now(), cpuMs: (cpu.user + cpu.system) / 1000 };
+  },
+};
+
+export const processStart: TraceMark = { ms: 0, cpuMs: 0 };
+
 // CODEXBOX_TRACE=1 or `codexbox run --trace`: each step's duration on stderr, to see where a run's
-// time goes. Steps are kept from the process's start, so ones timed before the trace was switched
-// on (the CLI's own load) still print once it is. Names and paths only, never a value.
+// time goes (waiting on Docker, or this process's CPU). Steps are kept from the process's start,
+// so ones timed before the trace was switched on (the CLI's own load) still print once it is.
+// Names and paths only, never a value.
 export class Trace {
   readonly #steps: TraceStep[] = [];
-  readonly #clock: () => number;
+  readonly #clock: TraceClock;
   #write?: (line: string) => void;
   #parent?: { trace: Trace; prefix: string };
 
-  constructor(clock: () => number = () => performance.now()) {
+  constructor(clock: TraceClock = processClock) {
     this.#clock = clock;
   }
 
@@ -35,8 +57,8 @@ export class Trace {
     return this.#steps;
   }
 
-  now(): number {
-    return this.#clock();
+  now(): TraceMark {
+    return this.#clock.now();
   }
 
   enable(write: (line: string) => void): void {
@@ -45,39 +67,40 @@ export class Trace {
     for (const step of this.#steps) write(formatStep(step));
   }
 
-  // Records a step that began at `startMs` and ends now.
-  record(name: string, startMs: number): void {
+  // Records a step that began at `since` and ends now.
+  record(name: string, since: TraceMark): void {
     if (this.#parent) {
-      this.#parent.trace.record(`${this.#parent.prefix}${name}`, startMs);
+      this.#parent.trace.record(`${this.#parent.prefix}${name}`, since);
       return;
     }
-    const step = { name, startMs, durationMs: this.#clock() - startMs };
+    const end = this.#clock.now();
+    const step = { name, startMs: since.ms, durationMs: end.ms - since.ms, cpuMs: end.cpuMs - since.cpuMs };
     this.#steps.push(step);
     this.#write?.(formatStep(step));
   }
 
   async span<T>(name: string, work: () => Promise<T>): Promise<T> {
-    const startMs = this.#clock();
+    const since = this.#clock.now();
     try {
       return await work();
     } finally {
-      this.record(name, startMs);
+      this.record(name, since);
     }
   }
 
   // The end line: wall time since the process started and this process's own CPU time.
-  finish(cpu: NodeJS.CpuUsage = process.cpuUsage()): void {
-    const cpuMs = (cpu.user + cpu.system) / 1000;
+  finish(): void {
+    const end = this.#clock.now();
     this.#write?.(
-      `trace: ${ms(this.#clock())} total since the process started; CPU ${ms(cpuMs)} (user ${ms(cpu.user / 1000)}, system ${ms(cpu.system / 1000)})\n`,
+      `trace: ${end.ms.toFixed(1)} ms total since the process started; CPU ${end.cpuMs.toFixed(1)} ms\n`,
     );
   }
 }
 
-const ms = (value: number) => `${value.toFixed(1)} ms`;
+const column = (value: number, width: number) => value.toFixed(1).padStart(width);
 
 export function formatStep(step: TraceStep): string {
-  return `trace: ${step.startMs.toFixed(1).padStart(8)} ms +${step.durationMs.toFixed(1).padStart(7)} ms  ${step.name}\n`;
+  return `trace: ${column(step.startMs, 8)} ms +${column(step.durationMs, 7)} ms (CPU ${column(step.cpuMs, 6)} ms)  ${step.name}\n`;
 }
 
 export function traceRequested(env: NodeJS.ProcessEnv): boolean {

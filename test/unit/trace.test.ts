@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { useDockerPort } from '../../src/commands/docker-context.js';
 import { DockerodeAdapter } from '../../src/docker/dockerode-adapter.js';
 import { tracedDockerPort } from '../../src/docker/traced-docker-port.js';
-import { Trace, traceRequested } from '../../src/run/trace.js';
+import { processStart, Trace, type TraceClock, traceRequested } from '../../src/run/trace.js';
 import { chatgptAuthJson, findLeaks, makeCanaries } from '../support/canary.js';
 import { FakeDocker } from '../support/fake-docker.js';
 import { captureCli } from '../support/run-cli.js';
@@ -13,27 +13,30 @@ import { useTempDirs } from '../support/temp-dir.js';
 const tempDir = useTempDirs();
 afterEach(() => useDockerPort(() => new DockerodeAdapter()));
 
-function steppingClock(step = 10) {
-  let now = 0;
-  return () => {
-    now += step;
-    return now;
+// Each reading is 10 ms later, with 2 ms more CPU.
+function steppingClock(): TraceClock {
+  let readings = 0;
+  return {
+    now: () => {
+      readings += 1;
+      return { ms: readings * 10, cpuMs: readings * 2 };
+    },
   };
 }
 
 describe('Trace', () => {
   it('keeps steps from before it was enabled and prints them once it is', async () => {
     const trace = new Trace(steppingClock());
-    trace.record('start node and load the CLI', 0);
+    trace.record('start node and load the CLI', processStart);
     const lines: string[] = [];
     await trace.span('read the credential', async () => undefined);
     expect(trace.enabled).toBe(false);
     trace.enable((line) => lines.push(line));
     await trace.scoped('run 2: ').span('copy the artifacts out', async () => undefined);
     expect(lines.map((line) => line.trim())).toEqual([
-      'trace:      0.0 ms +   10.0 ms  start node and load the CLI',
-      'trace:     20.0 ms +   10.0 ms  read the credential',
-      'trace:     40.0 ms +   10.0 ms  run 2: copy the artifacts out',
+      'trace:      0.0 ms +   10.0 ms (CPU    2.0 ms)  start node and load the CLI',
+      'trace:     20.0 ms +   10.0 ms (CPU    2.0 ms)  read the credential',
+      'trace:     40.0 ms +   10.0 ms (CPU    2.0 ms)  run 2: copy the artifacts out',
     ]);
   });
 
@@ -97,7 +100,7 @@ describe('codexbox run --trace', () => {
     const steps = result.stderr
       .split('\n')
       .filter((line) => line.startsWith('codexbox: trace: '))
-      .map((line) => line.replace(/^codexbox: trace: +[\d.]+ ms \+ *[\d.]+ ms {2}/, ''));
+      .map((line) => line.replace(/^codexbox: trace: +[\d.]+ ms \+ *[\d.]+ ms \(CPU +[\d.]+ ms\) {2}/, ''));
     for (const step of [
       'start node and load the CLI',
       'load the run command',
