@@ -16,7 +16,7 @@ import {
 } from './fleet-lease.js';
 import { countByNode, formatProgress, taskSucceeded } from './fleet-progress.js';
 import { finishedStates, type Swarm, type TaskView } from './swarm.js';
-import { fleetServiceSpec } from './swarm-spec.js';
+import { type FleetMode, fleetServiceSpec } from './swarm-spec.js';
 
 export interface FleetRunOptions {
   // Names the service, secret and config (codexbox-fleet-NAME) and the lease's run id.
@@ -71,8 +71,8 @@ export async function runFleet(options: FleetRunOptions, deps: FleetDeps): Promi
   await openRunDirectory(options.artifactsDir);
   const cleanup = new CleanupStack();
   try {
-    const { serviceId, lease } = await launch(options, deps, cleanup);
-    const tasks = await waitForTasks(serviceId, options, deps);
+    const { serviceId, lease, mode } = await launch(options, deps, cleanup);
+    const tasks = await waitForTasks(serviceId, mode, options, deps);
     return await collect(lease, tasks, options, deps);
   } finally {
     await cleanup.runAll((step, error) =>
@@ -104,8 +104,10 @@ async function launch(options: FleetRunOptions, deps: FleetDeps, cleanup: Cleanu
     const configId = config.id;
     cleanup.defer('remove the config', () => swarm.removeConfig(configId));
   }
+  const mode = await swarm.fleetMode();
   const serviceId = await swarm.createService(
     fleetServiceSpec({
+      mode,
       ...options,
       name: base,
       secret: { id: secretId, name: `${base}-lease` },
@@ -120,11 +122,14 @@ async function launch(options: FleetRunOptions, deps: FleetDeps, cleanup: Cleanu
   deps.log(
     `fleet ${options.name}: ${options.replicas} tasks (at most ${options.maxConcurrent} at once), service ${base}`,
   );
-  return { serviceId, lease };
+  const how = mode === 'job' ? 'a replicated job' : 'a replicated service, scaled up as tasks finish';
+  deps.log(`fleet ${options.name}: ${how}`);
+  return { serviceId, lease, mode };
 }
 
 async function waitForTasks(
   serviceId: string,
+  mode: FleetMode,
   options: FleetRunOptions,
   deps: FleetDeps,
 ): Promise<TaskView[]> {
@@ -140,6 +145,7 @@ async function waitForTasks(
     last = line;
     const finished = tasks.filter((task) => finishedStates.has(task.state));
     if (finished.length >= options.replicas) return finished;
+    if (mode === 'stepped') await stepUp(serviceId, tasks.length, finished.length, options, deps);
     if (Date.now() > deadline) {
       deps.log(
         `fleet ${options.name}: the lease expired with ${tasks.length - finished.length} tasks unfinished`,
@@ -148,6 +154,18 @@ async function waitForTasks(
     }
     await sleep(options.pollMs ?? 1000, undefined, { signal: deps.signal }).catch(() => undefined);
   }
+}
+
+// At most P tasks unfinished: one more slot for each that finished, up to N.
+async function stepUp(
+  serviceId: string,
+  started: number,
+  finished: number,
+  options: FleetRunOptions,
+  deps: FleetDeps,
+): Promise<void> {
+  const wanted = Math.min(options.replicas, finished + options.maxConcurrent);
+  if (wanted > started) await deps.swarm.scaleService(serviceId, wanted);
 }
 
 // Nodes remove a removed service's containers on their own time: wait (bounded) until the

@@ -9,7 +9,15 @@ const pidsLimit = 1024;
 const codexHomeDir = '/codex-home';
 const vaultDir = '/var/lib/codexbox/vault';
 
+// How the tasks are scheduled. job: a replicated job (N completions, at most P at once). stepped:
+// a replicated service whose tasks never restart, scaled up by the fleet as tasks finish — for
+// engines before Docker 24 (API 1.43), which keep a removed job's tasks and containers on every
+// node for good (moby/moby#42789, #44312).
+export type FleetMode = 'job' | 'stepped';
+export const jobModeMinimumApi = 1.43;
+
 export interface FleetServiceOptions {
+  mode: FleetMode;
   name: string;
   image: string;
   replicas: number;
@@ -33,8 +41,8 @@ function taskEnv(options: FleetServiceOptions): string[] {
   ];
 }
 
-// A replicated job: N completions, at most P at once, never restarted (a codex run is not
-// idempotent: a failure is reported, not retried). Swarm on Docker 20.10 has no no-new-privileges
+// Never restarted (a codex run is not idempotent: a failure is reported, not retried). Swarm on
+// Docker 20.10 has no no-new-privileges
 // for services; the image carries no setuid program, and every capability the entrypoint does not
 // need is dropped.
 export function fleetServiceSpec(options: FleetServiceOptions): Docker.CreateServiceOptions {
@@ -71,7 +79,10 @@ export function fleetServiceSpec(options: FleetServiceOptions): Docker.CreateSer
   return {
     Name: options.name,
     Labels: options.labels,
-    Mode: { ReplicatedJob: { MaxConcurrent: options.maxConcurrent, TotalCompletions: options.replicas } },
+    Mode:
+      options.mode === 'job'
+        ? { ReplicatedJob: { MaxConcurrent: options.maxConcurrent, TotalCompletions: options.replicas } }
+        : { Replicated: { Replicas: Math.min(options.maxConcurrent, options.replicas) } },
     TaskTemplate: {
       ContainerSpec: containerSpec as Docker.ContainerSpec,
       RestartPolicy: { Condition: 'none' },

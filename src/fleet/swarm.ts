@@ -1,6 +1,7 @@
 import Docker from 'dockerode';
 import { SwarmNotManagerError } from '../common/errors.js';
 import { attempt, ignoring } from '../docker/dockerode-adapter.js';
+import { type FleetMode, jobModeMinimumApi } from './swarm-spec.js';
 
 export interface TaskView {
   id: string;
@@ -31,6 +32,28 @@ export class Swarm {
       {
         hint: 'Run codexbox fleet on a manager (docker swarm init, or DOCKER_HOST=… of a manager).',
       },
+    );
+  }
+
+  // A replicated job where the engine removes it properly, else the stepped service.
+  async fleetMode(): Promise<FleetMode> {
+    const version = (await attempt(() => this.#docker.version(), 'read the engine version')) as {
+      ApiVersion?: string;
+    };
+    return Number(version.ApiVersion ?? 0) >= jobModeMinimumApi ? 'job' : 'stepped';
+  }
+
+  // A stepped fleet's next tasks: the service's replica count raised (never lowered).
+  async scaleService(id: string, replicas: number): Promise<void> {
+    const service = this.#docker.getService(id);
+    const current = (await attempt(() => service.inspect(), 'read the fleet service')) as {
+      Version: { Index: number };
+      Spec: Docker.ServiceSpec;
+    };
+    const spec = { ...current.Spec, Mode: { Replicated: { Replicas: replicas } } };
+    await attempt(
+      () => service.update({ version: current.Version.Index, ...spec }),
+      'scale the fleet service',
     );
   }
 

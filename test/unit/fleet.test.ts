@@ -6,6 +6,7 @@ import { nodeLabels, Swarm, type TaskView } from '../../src/fleet/swarm.js';
 import { fleetServiceSpec, leaseSecretFile, seedConfigPath } from '../../src/fleet/swarm-spec.js';
 
 const options = {
+  mode: 'job' as const,
   name: 'codexbox-fleet-demo',
   image: 'codexbox:local',
   replicas: 6,
@@ -58,6 +59,12 @@ describe('fleetServiceSpec', () => {
     expect(container.CapabilityDrop).toEqual(['ALL']);
     expect(container.CapabilityAdd).not.toContain('SYS_ADMIN');
     expect(container.CapabilityAdd).not.toContain('NET_RAW');
+  });
+
+  it('on an engine that keeps a removed job’s tasks, is a replicated service that starts P tasks', () => {
+    const stepped = fleetServiceSpec({ ...options, mode: 'stepped' });
+    expect(stepped.Mode).toEqual({ Replicated: { Replicas: 3 } });
+    expect(stepped.TaskTemplate!.RestartPolicy).toEqual({ Condition: 'none' });
   });
 
   it('mounts no config when none is given', () => {
