@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import { entrypointCapabilities } from '../run/run-codex.js';
+import { entrypointCapabilities } from '../docker/entrypoint-capabilities.js';
 
 // Where a task finds what the fleet hands it: the lease as a Swarm secret (root-only, on a tmpfs),
 // the config as a Swarm config, CODEX_HOME on a fresh tmpfs per task.

@@ -1,3 +1,4 @@
+import { entrypointCapabilities } from '../docker/entrypoint-capabilities.js';
 import {
   type KubeObject,
   lockedDownContainer,
@@ -23,7 +24,7 @@ export interface CodexJobOptions {
 // The entrypoint's capabilities, the same six `codexbox run` grants: fix ownership of CODEX_HOME
 // and the artifacts (CHOWN, DAC_OVERRIDE, FOWNER), drop to the codex user (SETUID, SETGID),
 // forward signals to codex (KILL). All are in the container runtime's default set.
-export const entrypointCapabilities = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETUID', 'SETGID', 'KILL'];
+export { entrypointCapabilities };
 // The image's codex user (Dockerfile CODEX_UID / CODEX_GID).
 export const imageUserId = 1000;
 

@@ -5,9 +5,9 @@ import { PortInUseError } from '../common/errors.js';
 import type { Redactor } from '../common/redactor.js';
 import type { Secret } from '../common/secret.js';
 import type { DockerPort } from '../docker/docker-port.js';
+import { entrypointCapabilities } from '../docker/entrypoint-capabilities.js';
 import { runLabels } from '../docker/labels.js';
 import type { CleanupStack } from '../run/cleanup-stack.js';
-import { entrypointCapabilities } from '../run/run-codex.js';
 import { imageCodexHome, newRunId } from '../run/stage-codex-home.js';
 import { type LoginContainerPlan, type LoginRequest, loginCallbackPort } from './login-plan.js';
 

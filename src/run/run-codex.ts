@@ -8,6 +8,7 @@ import { signalExitCode } from '../common/exit-codes.js';
 import type { Redactor } from '../common/redactor.js';
 import type { RefreshClientOptions } from '../common/refresh-client.js';
 import type { ContainerSpec, DockerPort } from '../docker/docker-port.js';
+import { entrypointCapabilities } from '../docker/entrypoint-capabilities.js';
 import { runLabels } from '../docker/labels.js';
 import { CleanupStack } from './cleanup-stack.js';
 import { egressFor, prepareEgress } from './egress.js';
@@ -82,9 +83,8 @@ export interface RunCodexResult {
   syncBack?: SyncBackOutcome;
 }
 
-// What the entrypoint needs as root: fix ownership, read the run user's files, drop privileges,
-// signal codex and end the agent's leftovers. Nothing else.
-export const entrypointCapabilities = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETUID', 'SETGID', 'KILL'];
+export { entrypointCapabilities };
+
 const defaultPidsLimit = 1024;
 
 function securityOf(options: RunCodexOptions): Partial<ContainerSpec> {
