@@ -3,7 +3,14 @@ import { writeFileAtomic } from '../common/atomic-write.js';
 import { CredentialsNotFoundError, UsageError } from '../common/errors.js';
 import { readCredentialFile } from '../common/read-credential-file.js';
 import { brokerHosts, brokerLoginSecretName, brokerName, brokerPort } from '../kube/broker-objects.js';
-import { countOption, dnsLabel, durationOption, imageOption, storageOption } from '../kube/check-options.js';
+import {
+  cidrOption,
+  countOption,
+  dnsLabel,
+  durationOption,
+  imageOption,
+  storageOption,
+} from '../kube/check-options.js';
 import { checkJobLeases } from '../kube/lease-secret.js';
 import { holdsSecret, manifestYaml, type RenderOptions, renderObjects } from '../kube/render-manifests.js';
 import type { Command, CommandContext } from './command.js';
@@ -22,6 +29,9 @@ const optionSpec = {
   'max-run-time': { type: 'string' },
   'broker-image': { type: 'string' },
   'broker-storage': { type: 'string' },
+  'deny-cidr': { type: 'string', multiple: true },
+  'broker-cidr': { type: 'string', multiple: true },
+  'no-network-policy': { type: 'boolean' },
   output: { type: 'string', short: 'o' },
 } as const;
 
@@ -86,6 +96,20 @@ function brokerOptions(values: Values): RenderOptions['broker'] {
   };
 }
 
+function networkPolicyOptions(values: Values): RenderOptions['networkPolicy'] {
+  const denyCidrs = (values['deny-cidr'] ?? []).map((cidr) => cidrOption(cidr, '--deny-cidr'));
+  const brokerCidrs = (values['broker-cidr'] ?? []).map((cidr) => cidrOption(cidr, '--broker-cidr'));
+  if (!values['no-network-policy']) return { denyCidrs, brokerCidrs };
+  if (denyCidrs.length + brokerCidrs.length > 0)
+    throw new UsageError(
+      '--deny-cidr and --broker-cidr shape the NetworkPolicy that --no-network-policy drops',
+      {
+        hint,
+      },
+    );
+  return undefined;
+}
+
 function write(stream: Writable, text: string): Promise<void> {
   return new Promise((resolve, reject) => stream.write(text, (error) => (error ? reject(error) : resolve())));
 }
@@ -114,6 +138,11 @@ function summary(options: RenderOptions, output: string | undefined): string {
   if (options.broker)
     lines.push(
       `  broker ${brokerName(options)}: https://${brokerHosts(options)[0]}:${brokerPort}; it starts once the Secret ${brokerLoginSecretName(options)} (key auth.json) exists`,
+    );
+  const policy = options.networkPolicy;
+  if (policy && options.job && policy.denyCidrs.length === 0)
+    lines.push(
+      "  NetworkPolicy: the Job's pods can reach any pod or Service on 443: add --deny-cidr for the cluster's pod and service CIDRs",
     );
   return `${lines.join('\n')}\n`;
 }
@@ -144,6 +173,18 @@ The broker (its login and state on a PersistentVolumeClaim):
                           (the codexbox image holds the entrypoint, not this CLI)
   --broker-storage SIZE   the claim's size (default 1Gi)
 
+Network (a NetworkPolicy for each; it takes a CNI that enforces them, e.g. Calico or Cilium):
+  --deny-cidr CIDR        also keep the Job's pods from this IPv4 CIDR (repeatable). ADD YOUR
+                          CLUSTER'S POD AND SERVICE CIDRS: the pods may otherwise reach any
+                          pod or Service on 443. Link-local (169.254.0.0/16, the cloud metadata
+                          service) is always kept out.
+  --broker-cidr CIDR      where the lease's broker listens when it is no NAME-broker Service
+                          (repeatable); its port is the lease URL's
+  --no-network-policy     render no NetworkPolicy
+  The Job's pods get no ingress, and egress only to kube-dns (port 53), the broker (8443) and
+  TCP 443 elsewhere. The broker is reached on 8443 only by codexbox Job pods in its namespace
+  and pods there labelled io.codexbox/broker-client=true.
+
 Both:
   --name NAME             the objects' name prefix (default codexbox): NAME, NAME-lease,
                           NAME-broker, and the login Secret NAME-broker-login you create
@@ -171,7 +212,8 @@ account token, CODEX_HOME and the vault in memory, and runs codex as uid 1000. I
       throw new UsageError('nothing to render: give --lease FILE and codex arguments, or --broker-image', {
         hint,
       });
-    const options: RenderOptions = { name, namespace, job, broker };
+    const networkPolicy = networkPolicyOptions(values);
+    const options: RenderOptions = { name, namespace, job, broker, networkPolicy };
     const objects = renderObjects(options);
     await emit(context, values.output, manifestYaml(objects), holdsSecret(objects));
     context.stderr(summary(options, values.output));

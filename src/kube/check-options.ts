@@ -42,3 +42,14 @@ export function durationOption(text: string | undefined, option: string): string
   parseDuration(text, option);
   return text;
 }
+
+// An IPv4 CIDR (a NetworkPolicy's ipBlock): the Job's egress rule is IPv4 only, and a /0 would
+// leave nothing to allow.
+export function cidrOption(text: string, option: string): string {
+  const match = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(text);
+  const octets = match ? match.slice(1, 5).map(Number) : [];
+  const prefix = match ? Number(match[5]) : -1;
+  if (!match || octets.some((octet) => octet > 255) || prefix < 1 || prefix > 32)
+    throw new UsageError(`${option} takes an IPv4 CIDR like 10.96.0.0/12`, { hint });
+  return text;
+}

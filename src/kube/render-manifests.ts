@@ -3,17 +3,32 @@ import { type BrokerOptions, brokerObjects } from './broker-objects.js';
 import { type CodexJobOptions, codexJob } from './codex-job.js';
 import type { KubeObject, RenderTarget } from './kube-object.js';
 import { leaseSecret } from './lease-secret.js';
+import { brokerNetworkPolicy, jobNetworkPolicy, type NetworkPolicyOptions } from './network-policy.js';
 
 export interface RenderOptions extends RenderTarget {
   // The codex Job and its lease Secret (the lease files' text, as `codexbox broker lease` wrote them).
   job?: Omit<CodexJobOptions, 'leaseCount'> & { leaseTexts: string[] };
   broker?: BrokerOptions;
+  // Absent: no NetworkPolicy (--no-network-policy).
+  networkPolicy?: NetworkPolicyOptions;
+}
+
+// The policies go first, so no pod runs a moment without them.
+function networkPolicies(target: RenderTarget, options: RenderOptions): KubeObject[] {
+  const policy = options.networkPolicy;
+  if (!policy) return [];
+  const leaseTexts = options.job?.leaseTexts ?? [];
+  return [
+    ...(options.broker ? [brokerNetworkPolicy(target)] : []),
+    ...(options.job ? [jobNetworkPolicy(target, options.broker !== undefined, leaseTexts, policy)] : []),
+  ];
 }
 
 // Options in, Kubernetes objects out, in the order `kubectl create -f` needs them.
 export function renderObjects(options: RenderOptions): KubeObject[] {
   const target: RenderTarget = { name: options.name, namespace: options.namespace };
-  const objects: KubeObject[] = options.broker ? brokerObjects(target, options.broker) : [];
+  const objects = networkPolicies(target, options);
+  if (options.broker) objects.push(...brokerObjects(target, options.broker));
   if (options.job) {
     const { leaseTexts, ...job } = options.job;
     objects.push(leaseSecret(target, leaseTexts));

@@ -4,9 +4,11 @@
 // the schema knows must fail validation once its value is replaced by one of the wrong type.
 import * as apps127 from 'kubernetes-models-1.27/apps/v1';
 import * as batch127 from 'kubernetes-models-1.27/batch/v1';
+import * as networking127 from 'kubernetes-models-1.27/networking.k8s.io/v1';
 import * as core127 from 'kubernetes-models-1.27/v1';
 import * as apps134 from 'kubernetes-models-1.34/apps/v1';
 import * as batch134 from 'kubernetes-models-1.34/batch/v1';
+import * as networking134 from 'kubernetes-models-1.34/networking.k8s.io/v1';
 import * as core134 from 'kubernetes-models-1.34/v1';
 
 type ModelClass = new (data: object) => { validate(): void };
@@ -25,6 +27,7 @@ export const kubernetesReleases: KubernetesRelease[] = [
       'v1/PersistentVolumeClaim': core127.PersistentVolumeClaim,
       'batch/v1/Job': batch127.Job,
       'apps/v1/Deployment': apps127.Deployment,
+      'networking.k8s.io/v1/NetworkPolicy': networking127.NetworkPolicy,
     },
   },
   {
@@ -35,6 +38,7 @@ export const kubernetesReleases: KubernetesRelease[] = [
       'v1/PersistentVolumeClaim': core134.PersistentVolumeClaim,
       'batch/v1/Job': batch134.Job,
       'apps/v1/Deployment': apps134.Deployment,
+      'networking.k8s.io/v1/NetworkPolicy': networking134.NetworkPolicy,
     },
   },
 ];

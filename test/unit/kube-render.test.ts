@@ -49,6 +49,7 @@ const perIndexJob: RenderOptions = {
     codexArgs: ['exec', '--skip-git-repo-check', 'fix the test; explain $(it) and $HOME'],
     leaseTexts: snapshotLeases,
   },
+  networkPolicy: { denyCidrs: ['10.244.0.0/16', '10.96.0.0/12'], brokerCidrs: [] },
 };
 const sharedLeaseJob: RenderOptions = {
   name: 'codexbox',
@@ -60,11 +61,13 @@ const sharedLeaseJob: RenderOptions = {
     codexArgs: ['exec', 'hello'],
     leaseTexts: snapshotLeases.slice(0, 1),
   },
+  networkPolicy: { denyCidrs: [], brokerCidrs: [] },
 };
 const brokerOnly: RenderOptions = {
   name: 'nightly',
   namespace: 'evals',
   broker: { image: 'registry.example/codexbox-broker:0.1.0', storage: '2Gi' },
+  networkPolicy: { denyCidrs: [], brokerCidrs: [] },
 };
 const everything: RenderOptions = { ...perIndexJob, broker: brokerOnly.broker };
 
@@ -131,6 +134,8 @@ describe('kube render: YAML', () => {
     const documents = parseAllDocuments(manifestYaml(objects)).map((document) => document.toJS());
     expect(documents).toEqual(objects);
     expect(documents.map((document) => document.kind)).toEqual([
+      'NetworkPolicy',
+      'NetworkPolicy',
       'PersistentVolumeClaim',
       'Deployment',
       'Service',
@@ -302,6 +307,111 @@ describe('kube render: the broker', () => {
   });
 });
 
+describe('kube render: the NetworkPolicies', () => {
+  const policies = (options: RenderOptions) =>
+    renderObjects(options).filter((object) => object.kind === 'NetworkPolicy') as Loose[];
+  const policyFor = (options: RenderOptions, component: string) =>
+    policies(options).find((policy) => policy.metadata.labels['app.kubernetes.io/component'] === component);
+  const httpsRule = (policy: Loose) => policy.spec.egress.find((rule: Loose) => rule.ports[0].port === 443);
+
+  it("selects the Job's pods by their template's labels, with no ingress and egress only to DNS, the broker and HTTPS", () => {
+    const objects = renderObjects(everything);
+    const job = find(objects, 'Job') as Loose;
+    const policy = policyFor(everything, 'job');
+    expect(policy.spec.podSelector.matchLabels).toEqual(job.spec.template.metadata.labels);
+    expect(policy.spec.policyTypes).toEqual(['Ingress', 'Egress']);
+    expect(policy.spec.ingress).toEqual([]);
+    expect(policy.spec.egress).toEqual([
+      {
+        to: [{ namespaceSelector: {}, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }],
+        ports: [
+          { protocol: 'UDP', port: 53 },
+          { protocol: 'TCP', port: 53 },
+        ],
+      },
+      {
+        to: [
+          { podSelector: { matchLabels: (find(objects, 'Deployment') as Loose).spec.selector.matchLabels } },
+        ],
+        ports: [{ protocol: 'TCP', port: 8443 }],
+      },
+      {
+        to: [{ ipBlock: { cidr: '0.0.0.0/0', except: ['169.254.0.0/16', '10.244.0.0/16', '10.96.0.0/12'] } }],
+        ports: [{ protocol: 'TCP', port: 443 }],
+      },
+    ]);
+  });
+
+  it('lets only codexbox Job pods and labelled clients in its namespace reach the broker, on 8443', () => {
+    const deployment = find(renderObjects(brokerOnly), 'Deployment') as Loose;
+    const policy = policyFor(brokerOnly, 'broker');
+    expect(policies(brokerOnly)).toHaveLength(1);
+    expect(policy.metadata).toMatchObject({ name: 'nightly-broker', namespace: 'evals' });
+    expect(policy.spec.podSelector.matchLabels).toEqual(deployment.spec.selector.matchLabels);
+    expect(policy.spec.policyTypes).toEqual(['Ingress']);
+    expect(policy.spec.ingress).toEqual([
+      {
+        from: [
+          {
+            podSelector: {
+              matchLabels: { 'app.kubernetes.io/name': 'codexbox', 'app.kubernetes.io/component': 'job' },
+            },
+          },
+          { podSelector: { matchLabels: { 'io.codexbox/broker-client': 'true' } } },
+        ],
+        ports: [{ protocol: 'TCP', port: 8443 }],
+      },
+    ]);
+  });
+
+  it("a Job alone reaches the broker pods its lease's Service name points to, in that namespace", () => {
+    const lease = leaseText('cbl_lease-000000000007_CANARY-np', 'r').replace(
+      'https://nightly-broker:8443',
+      'https://nightly-broker.evals.svc:8443',
+    );
+    const options = { ...sharedLeaseJob, job: { ...sharedLeaseJob.job!, leaseTexts: [lease] } };
+    expect(policyFor(options, 'job').spec.egress[1]).toEqual({
+      to: [
+        {
+          podSelector: {
+            matchLabels: {
+              'app.kubernetes.io/name': 'codexbox',
+              'app.kubernetes.io/instance': 'nightly',
+              'app.kubernetes.io/component': 'broker',
+              'app.kubernetes.io/managed-by': 'codexbox',
+            },
+          },
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'evals' } },
+        },
+      ],
+      ports: [{ protocol: 'TCP', port: 8443 }],
+    });
+    expect(httpsRule(policyFor(options, 'job')).to[0].ipBlock.except).toEqual(['169.254.0.0/16']);
+  });
+
+  it('a broker elsewhere on a port other than 443 needs --broker-cidr; on 443 the HTTPS rule covers it', () => {
+    const external = (url: string) =>
+      leaseText('cbl_lease-000000000008_CANARY-np', 'r').replace('https://nightly-broker:8443', url);
+    const withLease = (url: string, brokerCidrs: string[] = []): RenderOptions => ({
+      ...sharedLeaseJob,
+      job: { ...sharedLeaseJob.job!, leaseTexts: [external(url)] },
+      networkPolicy: { denyCidrs: [], brokerCidrs },
+    });
+    expect(() => renderObjects(withLease('https://broker.example:9443'))).toThrow(/--broker-cidr/);
+    expect(
+      policyFor(withLease('https://broker.example:9443', ['192.0.2.0/24']), 'job').spec.egress[1],
+    ).toEqual({
+      to: [{ ipBlock: { cidr: '192.0.2.0/24' } }],
+      ports: [{ protocol: 'TCP', port: 9443 }],
+    });
+    expect(policyFor(withLease('https://broker.example'), 'job').spec.egress).toHaveLength(2);
+  });
+
+  it('renders none without the option', () => {
+    expect(policies({ ...everything, networkPolicy: undefined })).toEqual([]);
+  });
+});
+
 interface RenderRun {
   exitCode: number;
   stdout: string;
@@ -397,6 +507,21 @@ describe('kube render: the command', () => {
     expect(brokerToTerminal.stdout).toContain('kind: Deployment');
   });
 
+  it('renders the NetworkPolicies unless --no-network-policy, with each --deny-cidr', async () => {
+    const kinds = (yaml: string) => parseAllDocuments(yaml).map((document) => document.toJS().kind);
+    const denied = await renderCli(['--broker-image', 'b:1', '--deny-cidr', '10.0.0.0/8']);
+    expect(denied.exitCode).toBe(0);
+    expect(kinds(denied.stdout)).toContain('NetworkPolicy');
+    const dir = await makeTemp();
+    const { paths } = await writeLeases(dir, 1);
+    const job = await renderCli(['--lease', paths[0]!, '--deny-cidr', '10.96.0.0/12', '--', 'x']);
+    expect(job.stdout).toContain('- 10.96.0.0/12');
+    const warned = await renderCli(['--lease', paths[0]!, '--', 'x']);
+    expect(warned.stderr).toMatch(/add --deny-cidr/);
+    const none = await renderCli(['--broker-image', 'b:1', '--no-network-policy']);
+    expect(kinds(none.stdout)).not.toContain('NetworkPolicy');
+  });
+
   it('prints its help', async () => {
     const run = await renderCli(['--help']);
     expect(run.exitCode).toBe(0);
@@ -471,6 +596,24 @@ describe('kube render: the command', () => {
       /--broker-storage takes/,
     ],
     ['an unknown option', () => ['--replicas', '3'], 64, /replicas/],
+    [
+      'a bad --deny-cidr',
+      () => ['--broker-image', 'b:1', '--deny-cidr', '10.0.0.0'],
+      64,
+      /--deny-cidr takes/,
+    ],
+    [
+      'an IPv6 --deny-cidr',
+      () => ['--broker-image', 'b:1', '--deny-cidr', 'fd00::/8'],
+      64,
+      /--deny-cidr takes/,
+    ],
+    [
+      '--deny-cidr with --no-network-policy',
+      () => ['--broker-image', 'b:1', '--deny-cidr', '10.0.0.0/8', '--no-network-policy'],
+      64,
+      /--no-network-policy drops/,
+    ],
     [
       'a missing lease file',
       () => ['--lease', join(tmpdir(), `missing-${randomUUID()}.json`), '--', 'x'],
