@@ -16,19 +16,12 @@ import {
 } from './fleet-lease.js';
 import { countByNode, formatProgress, taskSucceeded } from './fleet-progress.js';
 import { finishedStates, type Swarm, type TaskView } from './swarm.js';
-import { type FleetMode, fleetServiceSpec } from './swarm-spec.js';
+import { type FleetMode, type FleetTasks, fleetServiceSpec } from './swarm-spec.js';
 
-export interface FleetRunOptions {
+export interface FleetRunOptions extends FleetTasks {
   // Names the service, secret and config (codexbox-fleet-NAME) and the lease's run id.
   name: string;
   broker: BrokerAdmin;
-  image: string;
-  replicas: number;
-  maxConcurrent: number;
-  codexArgs: string[];
-  placement: string[];
-  network?: string;
-  env: string[];
   configText?: string;
   artifactsDir: string;
   leaseTtlMs: number;

@@ -16,9 +16,8 @@ const vaultDir = '/var/lib/codexbox/vault';
 export type FleetMode = 'job' | 'stepped';
 export const jobModeMinimumApi = 1.43;
 
-export interface FleetServiceOptions {
-  mode: FleetMode;
-  name: string;
+// What every task of a fleet runs, and where.
+export interface FleetTasks {
   image: string;
   replicas: number;
   maxConcurrent: number;
@@ -27,6 +26,11 @@ export interface FleetServiceOptions {
   network?: string;
   // NAME=VALUE, passed to the entrypoint (CODEXBOX_*, a provider's env_key…).
   env: string[];
+}
+
+export interface FleetServiceOptions extends FleetTasks {
+  mode: FleetMode;
+  name: string;
   secret: { id: string; name: string };
   config?: { id: string; name: string };
   labels: Record<string, string>;

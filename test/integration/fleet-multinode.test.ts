@@ -4,10 +4,9 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MockBackend } from '../../src/demo/mock-backend.js';
 import { chatgptAuthJson, findLeaks, makeCanaries } from '../support/canary.js';
-import { cliPath } from './support/cli.js';
 import { FleetBroker } from './support/fleet.js';
 import { artifactsDir, codexHomeWith, environment, output } from './support/harness.js';
-import { fleetObjects, inspectFleetObjects } from './support/swarm.js';
+import { fleetObjects, startFleet } from './support/swarm.js';
 import { copyImage, onWorker, startWorker, stopWorker, type WorkerDaemon } from './support/worker-daemons.js';
 
 // `codexbox fleet run` across machines: this host's engine as the Swarm manager plus
@@ -68,9 +67,8 @@ describe.skipIf(!environment.available || workerCount < 2)('codexbox fleet run o
     await writeFile(config, backend.codexConfig(managerAddress));
     const replicas = 2 * (workerCount + 1);
     const artifacts = join(dir, 'fleet');
-    const fleet = execa(
-      'node',
-      [cliPath, 'fleet', 'run', '--broker-url', broker.url(managerAddress), '--broker-dir', broker.dir]
+    const fleet = startFleet(
+      ['--broker-url', broker.url(managerAddress), '--broker-dir', broker.dir]
         .concat(['--replicas', String(replicas), '--network', 'host', '--config', config])
         .concat([
           '--image',
@@ -82,19 +80,10 @@ describe.skipIf(!environment.available || workerCount < 2)('codexbox fleet run o
           '--json',
         ])
         .concat(['--', 'exec', '--skip-git-repo-check', 'hello nodes']),
-      {
-        reject: false,
-        extendEnv: false,
-        env: { PATH: process.env.PATH!, HOME: process.env.HOME! },
-        timeout: 600_000,
-      },
+      600_000,
     );
-    let inspected = '';
-    const watch = setInterval(async () => {
-      inspected += await inspectFleetObjects();
-    }, 2000);
     const result = await fleet;
-    clearInterval(watch);
+    const { inspected } = fleet.watching;
     expect(result.exitCode, output(result)).toBe(0);
     const summary = JSON.parse(result.stdout) as {
       tasks: { task: string; node: string; artifactFiles: number }[];

@@ -1,13 +1,12 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MockBackend } from '../../src/demo/mock-backend.js';
 import { chatgptAuthJson, findLeaks, makeCanaries } from '../support/canary.js';
-import { cliPath, codexbox } from './support/cli.js';
+import { codexbox } from './support/cli.js';
 import { FleetBroker } from './support/fleet.js';
 import { artifactsDir, codexHomeWith, environment, output } from './support/harness.js';
-import { ensureSwarm, fleetObjects, inspectFleetObjects } from './support/swarm.js';
+import { ensureSwarm, fleetObjects, startFleet } from './support/swarm.js';
 
 // `codexbox fleet run` on a real (single-node) Swarm: a replicated job of codexbox tasks on the
 // host network, the broker and the mock on loopback, the lease as a Swarm secret.
@@ -41,7 +40,7 @@ describe.skipIf(!environment.available)('codexbox fleet run on Docker Swarm', ()
   });
 
   function fleetArgs(name: string, artifacts: string, replicas: number): string[] {
-    return ['fleet', 'run', '--broker-url', broker.url(), '--broker-dir', broker.dir]
+    return ['--broker-url', broker.url(), '--broker-dir', broker.dir]
       .concat(['--replicas', String(replicas), '--max-concurrent', '2', '--network', 'host'])
       .concat(['--config', configFile, '--image', environment.image, '--artifacts', artifacts])
       .concat(['--name', name, '--json', '--', 'exec', '--skip-git-repo-check', 'hello fleet']);
@@ -50,18 +49,9 @@ describe.skipIf(!environment.available)('codexbox fleet run on Docker Swarm', ()
   it('runs N tasks on one lease, brings every task’s artifacts back, and leaves nothing behind', async () => {
     const artifacts = join(await artifactsDir(), 'fleet');
     const name = `t${process.pid}`;
-    const fleet = execa('node', [cliPath, ...fleetArgs(name, artifacts, 3)], {
-      reject: false,
-      extendEnv: false,
-      env: { PATH: process.env.PATH!, HOME: process.env.HOME!, NO_PROXY: '127.0.0.1' },
-      timeout: 300_000,
-    });
-    let inspected = '';
-    const watch = setInterval(async () => {
-      inspected += await inspectFleetObjects();
-    }, 1500);
+    const fleet = startFleet(fleetArgs(name, artifacts, 3), 300_000);
     const result = await fleet;
-    clearInterval(watch);
+    const { inspected } = fleet.watching;
     expect(result.exitCode, output(result)).toBe(0);
     const summary = JSON.parse(result.stdout) as { tasks: { task: string; artifactFiles: number }[] };
     expect(summary.tasks).toHaveLength(3);
@@ -92,12 +82,7 @@ describe.skipIf(!environment.available)('codexbox fleet run on Docker Swarm', ()
   it('Ctrl-C removes the service, its secret and config, and revokes the lease', async () => {
     const artifacts = join(await artifactsDir(), 'fleet');
     const name = `i${process.pid}`;
-    const slow = execa('node', [cliPath, ...fleetArgs(name, artifacts, 2)], {
-      reject: false,
-      extendEnv: false,
-      env: { PATH: process.env.PATH!, HOME: process.env.HOME!, NO_PROXY: '127.0.0.1' },
-      timeout: 120_000,
-    });
+    const slow = startFleet(fleetArgs(name, artifacts, 2), 120_000);
     await new Promise<void>((resolve) => {
       slow.stderr!.on('data', (chunk: Buffer) => {
         if (/service codexbox-fleet-/.test(chunk.toString())) resolve();

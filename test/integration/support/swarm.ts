@@ -1,4 +1,5 @@
 import { execa } from 'execa';
+import { cliPath } from './cli.js';
 
 // A test that needs a Swarm makes this engine a single-node one if it is not in a swarm yet, and
 // leaves that swarm afterwards; an engine already in a swarm is used as it is.
@@ -33,6 +34,23 @@ export async function fleetObjects(): Promise<string[]> {
     );
   }
   return names;
+}
+
+// `codexbox fleet run` in its own process; `inspected` gathers every fleet object's docker
+// inspect while it runs, for a canary scan.
+export function startFleet(args: string[], timeoutMs: number) {
+  const fleet = execa('node', [cliPath, 'fleet', 'run', ...args], {
+    reject: false,
+    extendEnv: false,
+    env: { PATH: process.env.PATH!, HOME: process.env.HOME!, NO_PROXY: '127.0.0.1' },
+    timeout: timeoutMs,
+  });
+  const watching = { inspected: '' };
+  const watch = setInterval(async () => {
+    watching.inspected += await inspectFleetObjects();
+  }, 1500);
+  fleet.finally(() => clearInterval(watch)).catch(() => undefined);
+  return Object.assign(fleet, { watching });
 }
 
 // docker inspect of every fleet object, for a canary scan while a fleet runs.
