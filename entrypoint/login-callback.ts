@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { type NetworkInterfaceInfo, networkInterfaces } from 'node:os';
 import { codexSubcommand } from './command-line.js';
@@ -18,6 +19,37 @@ export function containerAddresses(
     .flatMap((list) => list ?? [])
     .filter((entry) => entry.family === 'IPv4' && !entry.internal)
     .map((entry) => entry.address);
+}
+
+// The IPv4 default gateways in /proc/net/route's text: Destination 00000000, Gateway in
+// little-endian hex (0100A8C0 is 192.168.0.1).
+export function defaultGateways(routeTable: string): string[] {
+  return routeTable
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((fields) => fields[1] === '00000000' && /^[0-9A-Fa-f]{8}$/.test(fields[2] ?? ''))
+    .map((fields) => {
+      const bytes = Buffer.from(fields[2]!, 'hex');
+      return [3, 2, 1, 0].map((index) => bytes[index]).join('.');
+    })
+    .filter((gateway) => gateway !== '0.0.0.0');
+}
+
+function readDefaultGateways(): string[] {
+  try {
+    return defaultGateways(readFileSync('/proc/net/route', 'utf8'));
+  } catch {
+    return [];
+  }
+}
+
+// Who may hand codex a callback: the network's gateway (docker-proxy and hairpin NAT connect from
+// it, carrying the host's browser) and loopback. Another container on the login's network is not.
+export function mayRelayFrom(peer: string | undefined, gateways: string[]): boolean {
+  if (peer === undefined) return false;
+  const address = peer.startsWith('::ffff:') ? peer.slice('::ffff:'.length) : peer;
+  return address === '127.0.0.1' || address === '::1' || gateways.includes(address);
 }
 
 // Only `codex login` gets a relay, and only when codexbox asked for one (CODEXBOX_LOGIN_CALLBACK_PORT).
@@ -52,6 +84,7 @@ function listen(server: Server, port: number, address: string): Promise<void> {
 export async function startCallbackRelay(
   port: number,
   addresses: string[] = containerAddresses(),
+  gateways: string[] = readDefaultGateways(),
 ): Promise<CallbackRelay> {
   const open = new Set<Socket>();
   const servers: Server[] = [];
@@ -61,7 +94,10 @@ export async function startCallbackRelay(
   };
   try {
     for (const address of addresses) {
-      const server = createServer((client) => relayConnection(client, port, open));
+      const server = createServer((client) => {
+        if (mayRelayFrom(client.remoteAddress, gateways)) relayConnection(client, port, open);
+        else client.destroy();
+      });
       servers.push(server);
       await listen(server, port, address);
     }
