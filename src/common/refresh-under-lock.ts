@@ -1,4 +1,6 @@
+import { realpathSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { prepareAtomicWrite } from './atomic-write.js';
 import { AuthDocument } from './auth-document.js';
@@ -33,8 +35,28 @@ export interface RefreshUnderLockResult {
   refreshAttempts: number;
 }
 
+// Beside auth.json, in its directory's real path (when it exists): two spellings of one
+// CODEX_HOME (a symlink, a relative path) must share one lock. Every lock goes through here.
 export function lockPathFor(authPath: string): string {
-  return `${authPath}.codexbox-lock`;
+  const absolute = resolve(authPath);
+  let directory = dirname(absolute);
+  try {
+    directory = realpathSync(directory);
+  } catch {
+    // Not there yet: nothing else can have locked it under another spelling.
+  }
+  return join(directory, `${basename(absolute)}.codexbox-lock`);
+}
+
+const lockSettings = { realpath: false, stale: 15_000 } as const;
+
+// Whether a live process holds the lock now (a stale lock counts as free), without taking it.
+export async function isAuthLockHeld(authPath: string): Promise<boolean> {
+  try {
+    return await lockfile.check(authPath, { ...lockSettings, lockfilePath: lockPathFor(authPath) });
+  } catch {
+    return false;
+  }
 }
 
 export interface AuthLock {
@@ -47,9 +69,8 @@ export async function acquireAuthLock(authPath: string, timeoutMs: number): Prom
   let compromised = false;
   try {
     const release = await lockfile.lock(authPath, {
+      ...lockSettings,
       lockfilePath: lockPathFor(authPath),
-      realpath: false,
-      stale: 15_000,
       update: 5_000,
       retries: { retries: Math.ceil(timeoutMs / 500), factor: 1.2, minTimeout: 25, maxTimeout: 500 },
       onCompromised: () => {

@@ -4,15 +4,18 @@ import { writeFileAtomic } from '../common/atomic-write.js';
 import { AuthDocument, type AuthMode } from '../common/auth-document.js';
 import { ExistingLoginError, FileIoError, LockTimeoutError } from '../common/errors.js';
 import type { Redactor } from '../common/redactor.js';
-import { acquireAuthLock } from '../common/refresh-under-lock.js';
+import { acquireAuthLock, isAuthLockHeld } from '../common/refresh-under-lock.js';
 
 export interface ImportLoginOptions {
   // The host CODEX_HOME: created (0700) when missing.
   codexHome: string;
   force: boolean;
   redactor?: Redactor;
+  // Long by default: codex's login already succeeded, and giving up would throw it away.
   lockTimeoutMs?: number;
 }
+
+const importLockTimeoutMs = 5 * 60_000;
 
 export interface ImportedLogin {
   authPath: string;
@@ -49,6 +52,15 @@ export async function assertNoLoginAt(authPath: string, force: boolean): Promise
   return exists;
 }
 
+// Before the login starts: a lock held now (a refresh, another login) may outlast the wait at
+// import time, and a finished login would be thrown away. Stale locks count as free.
+export async function assertAuthLockFree(authPath: string): Promise<void> {
+  if (await isAuthLockHeld(authPath))
+    throw new LockTimeoutError(`another process holds the lock on ${authPath}`, {
+      hint: 'Wait for the other codexbox (a refresh, a run or another login) to finish, then try again.',
+    });
+}
+
 // As root (sudo), the file goes to whoever owns the CODEX_HOME it lands in.
 async function ownerFor(directory: string): Promise<{ uid: number; gid: number } | undefined> {
   if (process.getuid?.() !== 0) return undefined;
@@ -77,7 +89,7 @@ export async function importLogin(text: string, options: ImportLoginOptions): Pr
   const codexHome = resolve(options.codexHome);
   const authPath = authPathIn(codexHome);
   await makeCodexHome(codexHome);
-  const lock = await acquireAuthLock(authPath, options.lockTimeoutMs ?? 30_000);
+  const lock = await acquireAuthLock(authPath, options.lockTimeoutMs ?? importLockTimeoutMs);
   try {
     const replaced = await assertNoLoginAt(authPath, options.force);
     if (lock.compromised()) {

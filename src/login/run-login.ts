@@ -2,7 +2,13 @@ import { constants } from 'node:os';
 import { ImageNotFoundError, LoginFailedError } from '../common/errors.js';
 import { ExitCode, signalExitCode } from '../common/exit-codes.js';
 import { CleanupStack } from '../run/cleanup-stack.js';
-import { assertNoLoginAt, authPathIn, type ImportedLogin, importLogin } from './import-login.js';
+import {
+  assertAuthLockFree,
+  assertNoLoginAt,
+  authPathIn,
+  type ImportedLogin,
+  importLogin,
+} from './import-login.js';
 import {
   createLoginContainer,
   type LoginContainerDeps,
@@ -50,6 +56,7 @@ export async function runLogin(request: LoginRequest, deps: RunLoginDeps): Promi
       });
     // Before the user spends a login on it: the check is repeated under the lock at import time.
     await assertNoLoginAt(authPathIn(request.codexHome), request.force);
+    await assertAuthLockFree(authPathIn(request.codexHome));
     const plan = planLoginContainer(request, deps.passedEnv);
     const container = await createLoginContainer(request, plan, deps, cleanup);
     const exit = await superviseLogin(container, plan, deps, cleanup);

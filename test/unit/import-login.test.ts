@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ExistingLoginError, InvalidCredentialsError, LockTimeoutError } from '../../src/common/errors.js';
 import { Redactor } from '../../src/common/redactor.js';
-import { acquireAuthLock } from '../../src/common/refresh-under-lock.js';
+import { acquireAuthLock, lockPathFor } from '../../src/common/refresh-under-lock.js';
 import { importLogin } from '../../src/login/import-login.js';
 import { chatgptAuthJson, findLeaks, makeCanaries } from '../support/canary.js';
 import { useTempDirs } from '../support/temp-dir.js';
@@ -92,6 +92,22 @@ describe('importLogin', () => {
     }
     await importLogin(codexWrote().text, { codexHome: home, force: false });
     expect((await stat(join(home, 'auth.json'))).isFile()).toBe(true);
+  });
+
+  it('shares one lock between two spellings of one CODEX_HOME (a symlink to it)', async () => {
+    const home = await tempDir();
+    const link = join(await tempDir(), 'codex-home-link');
+    await symlink(home, link);
+    expect(lockPathFor(join(link, 'auth.json'))).toBe(lockPathFor(join(home, 'auth.json')));
+    const lock = await acquireAuthLock(join(link, 'auth.json'), 1_000);
+    try {
+      await expect(
+        importLogin(codexWrote().text, { codexHome: home, force: false, lockTimeoutMs: 300 }),
+      ).rejects.toThrow(LockTimeoutError);
+      await expect(stat(join(home, 'auth.json'))).rejects.toThrow(/ENOENT/);
+    } finally {
+      await lock.release();
+    }
   });
 
   it('registers the imported tokens with the redactor', async () => {

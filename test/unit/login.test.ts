@@ -11,11 +11,13 @@ import {
   DockerOperationError,
   ExistingLoginError,
   InvalidCredentialsError,
+  LockTimeoutError,
   LoginFailedError,
   PortInUseError,
   UsageError,
 } from '../../src/common/errors.js';
 import { Redactor } from '../../src/common/redactor.js';
+import { acquireAuthLock } from '../../src/common/refresh-under-lock.js';
 import { Secret } from '../../src/common/secret.js';
 import type { AttachedStreams, ContainerSpec } from '../../src/docker/docker-port.js';
 import { DockerodeAdapter } from '../../src/docker/dockerode-adapter.js';
@@ -210,6 +212,20 @@ describe('runLogin', () => {
     );
     expect(docker.calls.map((call) => call.method)).toEqual(['inspectImage']);
     expect(await readFile(join(home, 'auth.json'), 'utf8')).toBe('{"keep":"me"}');
+  });
+
+  it('refuses before any container starts while another process holds the auth.json lock', async () => {
+    const home = await tempDir();
+    const lock = await acquireAuthLock(join(home, 'auth.json'), 1_000);
+    const docker = new LoginDocker();
+    try {
+      await expect(runLogin(request(['--codex-home', home]), depsFor(docker))).rejects.toThrow(
+        LockTimeoutError,
+      );
+    } finally {
+      await lock.release();
+    }
+    expect(docker.calls.map((call) => call.method)).toEqual(['inspectImage']);
   });
 
   it('a failed codex login is ERR_LOGIN_FAILED (77); nothing is written or left behind', async () => {
