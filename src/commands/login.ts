@@ -117,7 +117,7 @@ Exit code: 0 when the login was imported; 73 when an auth.json is already there 
     const apiKey = request.flow === 'api-key' ? await readApiKey(process.stdin) : undefined;
     if (apiKey) context.redactor.register(apiKey);
     const passedEnv = passThroughEnv(request.passEnv, context.env, context.redactor);
-    const outcome = await withInterruptSignal((signal) =>
+    const outcome = await withInterruptSignal((signal, registerLastResort) =>
       runLogin(request, {
         docker: dockerPort(),
         redactor: context.redactor,
@@ -127,6 +127,7 @@ Exit code: 0 when the login was imported; 73 when an auth.json is already there 
         passedEnv,
         apiKey,
         signal,
+        registerLastResort,
       }),
     );
     if (outcome.kind === 'interrupted') {

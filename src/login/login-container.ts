@@ -10,6 +10,7 @@ import { runLabels } from '../docker/labels.js';
 import type { CleanupStack } from '../run/cleanup-stack.js';
 import { imageCodexHome, newRunId } from '../run/stage-codex-home.js';
 import { type LoginContainerPlan, type LoginRequest, loginCallbackPort } from './login-plan.js';
+import { type LoginResources, removeLoginSync } from './remove-login-sync.js';
 
 // The container side of `codexbox login`: make it, run it with its output redacted, read back
 // the auth.json codex left.
@@ -23,6 +24,24 @@ export interface LoginContainerDeps {
   // For --with-api-key: written to the container's stdin, the way codex reads it.
   apiKey?: Secret;
   signal?: AbortSignal;
+  // Where a synchronous clean-up goes that runs if the user will not wait (a second Ctrl-C).
+  registerLastResort?: (cleanup: () => void) => () => void;
+  removeSync?: (resources: LoginResources) => boolean;
+}
+
+// Registered before anything exists, forgotten after the orderly clean-up (deferred first, it
+// runs last).
+function registerLastResortRemoval(
+  resources: LoginResources,
+  deps: LoginContainerDeps,
+  cleanup: CleanupStack,
+) {
+  const remove = deps.removeSync ?? removeLoginSync;
+  const forget = deps.registerLastResort?.(() => {
+    if (!remove(resources))
+      deps.log('could not remove the login container, its volume or network: run `codexbox clean`');
+  });
+  if (forget) cleanup.defer('forget the last-resort clean-up', async () => forget());
 }
 
 const stopGraceSeconds = 10;
@@ -39,6 +58,11 @@ export async function createLoginContainer(
   const { docker } = deps;
   const id = newRunId();
   const name = `codexbox-login-${id}`;
+  registerLastResortRemoval(
+    { container: name, volume: name, network: plan.ownNetwork ? name : undefined },
+    deps,
+    cleanup,
+  );
   await docker.createVolume(name, runLabels(id, 'codex-home'));
   cleanup.defer(`remove volume ${name}`, () => docker.removeVolume(name));
   if (plan.ownNetwork) {

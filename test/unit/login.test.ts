@@ -267,6 +267,36 @@ describe('runLogin', () => {
     expect(docker.left()).toEqual([]);
   });
 
+  it('a second Ctrl-C: the last-resort clean-up removes this login’s container, volume and network, or says to run codexbox clean', async () => {
+    const docker = new LoginDocker();
+    let lastResort: (() => void) | undefined;
+    const removals: unknown[] = [];
+    const lines: string[] = [];
+    docker.onStart = () => {
+      lastResort!();
+    };
+    await runLogin(
+      request(['--codex-home', await tempDir()]),
+      depsFor(docker, {
+        log: (line) => lines.push(line),
+        registerLastResort: (cleanup) => {
+          lastResort = cleanup;
+          return () => {
+            lastResort = undefined;
+          };
+        },
+        removeSync: (resources) => {
+          removals.push(resources);
+          return false;
+        },
+      }),
+    ).catch(() => undefined);
+    const name = docker.spec().name;
+    expect(removals).toEqual([{ container: name, volume: name, network: name }]);
+    expect(lines.join('\n')).toMatch(/run `codexbox clean`/);
+    expect(lastResort).toBeUndefined();
+  });
+
   it('Ctrl-C before the container started: it never starts, and nothing is left', async () => {
     const docker = new LoginDocker();
     const controller = new AbortController();
