@@ -178,7 +178,9 @@ describe.skipIf(!environment.available)('a rendered Kubernetes Job pod, run as a
     const modelRequests = backend.responsesRequests.length;
     const run = await pod.run(container);
     expect(run.exitCode, output(run)).toBe(65);
-    expect(output(run)).toMatch(/is a symbolic link, which root does not follow \(ERR_UNSAFE_FILE\)\. .*subPath/);
+    expect(output(run)).toMatch(
+      /is a symbolic link, which root does not follow \(ERR_UNSAFE_FILE\)\. .*subPath/,
+    );
     expect(backend.responsesRequests).toHaveLength(modelRequests);
     const used = (await broker.audit()).filter((entry) => entry.event === 'lease-used');
     expect(used.some((entry) => entry.runId === 'kube-symlinked')).toBe(false);
