@@ -187,6 +187,7 @@ code (64-78) from README.`,
       return 0;
     }
     if (values.trace) context.enableTrace();
+    else if (!context.trace.enabled) context.trace.turnOff();
     if (values['codex-home'] && values['codex-credentials']) {
       throw new UsageError('--codex-home and --codex-credentials name the same thing; pass one', {
         hint: 'Drop one of them.',

@@ -37,6 +37,7 @@ export class Trace {
   readonly #clock: TraceClock;
   #write?: (line: string) => void;
   #parent?: { trace: Trace; prefix: string };
+  #off = false;
 
   constructor(clock: TraceClock = processClock) {
     this.#clock = clock;
@@ -44,6 +45,18 @@ export class Trace {
 
   get enabled(): boolean {
     return this.#parent ? this.#parent.trace.enabled : this.#write !== undefined;
+  }
+
+  // Not wanted after all (the command was not asked to trace): steps are no longer timed, so a
+  // run pays nothing for them.
+  get off(): boolean {
+    return this.#parent ? this.#parent.trace.off : this.#off;
+  }
+
+  turnOff(): void {
+    if (this.#write) return;
+    this.#off = true;
+    this.#steps.length = 0;
   }
 
   // The same trace with a prefix on every step name (one of several concurrent runs).
@@ -62,13 +75,14 @@ export class Trace {
   }
 
   enable(write: (line: string) => void): void {
-    if (this.#write) return;
+    if (this.#write || this.#off) return;
     this.#write = write;
     for (const step of this.#steps) write(formatStep(step));
   }
 
   // Records a step that began at `since` and ends now.
   record(name: string, since: TraceMark): void {
+    if (this.off) return;
     if (this.#parent) {
       this.#parent.trace.record(`${this.#parent.prefix}${name}`, since);
       return;
@@ -80,6 +94,7 @@ export class Trace {
   }
 
   async span<T>(name: string, work: () => Promise<T>): Promise<T> {
+    if (this.off) return work();
     const since = this.#clock.now();
     try {
       return await work();

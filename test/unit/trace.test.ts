@@ -50,6 +50,23 @@ describe('Trace', () => {
     expect(trace.steps.map((step) => step.name)).toEqual(['docker startContainer']);
   });
 
+  it('once turned off (run without --trace), times nothing and reads no clock', async () => {
+    let readings = 0;
+    const trace = new Trace({
+      now: () => {
+        readings += 1;
+        return { ms: readings, cpuMs: readings };
+      },
+    });
+    trace.record('start node and load the CLI', processStart);
+    trace.turnOff();
+    const read = readings;
+    expect(await trace.scoped('run 1: ').span('docker putArchive /', async () => 'put')).toBe('put');
+    const lines: string[] = [];
+    trace.enable((line) => lines.push(line));
+    expect([readings - read, trace.steps.length, lines.length]).toEqual([0, 0, 0]);
+  });
+
   it('is switched on by CODEXBOX_TRACE=1, not by 0 or an empty value', () => {
     expect(traceRequested({ CODEXBOX_TRACE: '1' })).toBe(true);
     expect(traceRequested({ CODEXBOX_TRACE: '0' })).toBe(false);
