@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fingerprint } from '../../src/common/fingerprint.js';
 import { Secret } from '../../src/common/secret.js';
 import { MockBackend, type ScriptContext, type ScriptedReply } from '../../src/demo/mock-backend.js';
-import { chatgptAuthJson, findLeaks, makeCanaries } from '../support/canary.js';
+import { type Canaries, chatgptAuthJson, findLeaks, makeCanaries } from '../support/canary.js';
 import { runningContainerText, stoppedContainerText } from './support/container-scan.js';
 import {
   type AuditRecord,
@@ -35,14 +35,16 @@ const revokedIndex = 0;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-// The model: tool calls (a quick `echo`) answered slowly, until the run has been busy long
-// enough; then the final answer. Each run's prompt names it, and every later request repeats it.
+// The model: tool calls (a quick `echo`) answered slowly, until the run's final answer would
+// arrive six minutes after its first request. Each run's prompt names it, and every later request
+// repeats it.
 function busyModel() {
   const firstSeen = new Map<string, number>();
   return ({ body }: ScriptContext): ScriptedReply => {
     const run = /ROUNDS-RUN-(\d+)/.exec(JSON.stringify(body))?.[1] ?? 'unknown';
     if (!firstSeen.has(run)) firstSeen.set(run, Date.now());
-    if (Date.now() - firstSeen.get(run)! < busyMs) return { kind: 'exec', cmd: `echo run ${run} working` };
+    if (Date.now() - firstSeen.get(run)! < busyMs - modelDelayMs)
+      return { kind: 'exec', cmd: `echo run ${run} working` };
     return { kind: 'text', text: `ROUNDS-DONE-${run}` };
   };
 }
@@ -61,7 +63,7 @@ describe.skipIf(!environment.available)('one broker, many hosts, token expiry ro
   let broker: FleetBroker;
   let networks: FleetNetwork[] = [];
   const started: LeasedRun[] = [];
-  let canaries = makeCanaries();
+  let canaries: Canaries;
   let initialExpiryMs = 0;
 
   beforeAll(async () => {
@@ -248,11 +250,13 @@ describe.skipIf(!environment.available)('one broker, many hosts, token expiry ro
     for (const text of live) expect(text).toContain('CODEX_HOME=/codex-home');
     const captured = [...live, broker.log, await readTree(broker.dir)];
     for (const { text, artifacts } of finished) captured.push(text, await readTree(artifacts));
-    for (const { name, home } of started) {
+    const sweepOne = async ({ name, home }: LeasedRun) => {
       const stopped = await stoppedContainerText(name, ['/codex-home', '/var/lib/codexbox/vault']);
       expect(stopped).toContain('ROUNDS-RUN-');
-      captured.push(stopped, await readTree(home), await finishLeasedRun(name));
-    }
+      return [stopped, await readTree(home), await finishLeasedRun(name)];
+    };
+    for (let next = 0; next < started.length; next += 4)
+      captured.push(...(await Promise.all(started.slice(next, next + 4).map(sweepOne))).flat());
     const secrets = [canaries.refreshToken, ...backend.issuedRefreshTokens];
     const text = captured.join('\n');
     expect(findLeaks(text, secrets)).toEqual([]);
