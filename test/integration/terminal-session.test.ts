@@ -43,6 +43,17 @@ async function runContainer(session: Session): Promise<string> {
   return listed.stdout.trim();
 }
 
+// Codex quits on Ctrl-C or asks for a second one. A second Ctrl-C sent once codex has exited
+// would reach codexbox itself (the terminal is cooked again) and interrupt its clean-up (130).
+async function confirmQuit(session: Session): Promise<void> {
+  for (let waited = 0; waited < 15_000; waited += 250) {
+    if ((await runContainer(session)) === '') return;
+    if (/again to (quit|exit)/i.test(await session.pane.screen())) break;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  await session.pane.keys('C-c');
+}
+
 // Codex may announce a new model over its composer, a moment after the composer shows: keep the
 // configured model, and go on once the composer has shown for two seconds with no announcement.
 async function dismissModelAnnouncement(pane: TmuxPane): Promise<void> {
@@ -108,8 +119,7 @@ describe.skipIf(!environment.available || withoutTmux)('codexbox run with a term
     expect(size.stdout.trim()).toBe('28 80');
     const redrawn = await pane.waitFor(/Ask Codex to do anything/);
     await pane.keys('C-c');
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    if (!/SESSION-OVER/.test(await pane.screen())) await pane.keys('C-c');
+    await confirmQuit(session);
     const after = await pane.waitFor(/SESSION-OVER/, 60_000);
     expect(after).toMatch(/EXIT=0/);
     // Cooked again: canonical mode and echo on (stty prints "-icanon" / "-echo" when off).
