@@ -155,66 +155,69 @@ async function cpuTimes(): Promise<{ busy: number; total: number }> {
   return { busy: total - fields[3]! - fields[4]!, total };
 }
 
+// One fan-out of `count` runs: codexbox's (one process, --repeat) or plain `docker run`s.
+async function fanOutAttempt(work: string, count: number, plain: boolean) {
+  const backend = await MockBackend.start({
+    refreshTokens: ['rt-fan-out'],
+    accessTokenLifetimeSeconds: 4 * 3600,
+  });
+  try {
+    const home = await codexHome(
+      join(work, `fan-${Math.random()}`),
+      identity(plain ? 7 * 24 * 3600 : 120, 'rt-fan-out'),
+      backend.codexConfig(),
+    );
+    const env = {
+      ...process.env,
+      CODEX_REFRESH_TOKEN_URL_OVERRIDE: backend.refreshUrl,
+      NO_PROXY: '127.0.0.1',
+    } as Record<string, string>;
+    const homes = plain ? await freshCopies(home, count) : [];
+    const codex = ['exec', '--skip-git-repo-check', 'x'];
+    const plainRun = (copy: string) =>
+      execa('docker', ['run', '--rm', '--network', 'host', '-v', `${copy}:/codex-home`, image, ...codex], {
+        env,
+        stdin: 'ignore',
+      });
+    const repeat = count > 1 ? ['--repeat', String(count)] : [];
+    const codexboxRuns = () =>
+      execa(
+        'node',
+        [
+          cli,
+          'run',
+          ...repeat,
+          '--image',
+          image,
+          '--codex-home',
+          home,
+          '--max-run-time',
+          '20m',
+          '--network',
+          'host',
+          '--artifacts',
+          join(work, 'fan-artifacts', String(Math.random())),
+          '--',
+          ...codex,
+        ],
+        { env, stdin: 'ignore' },
+      );
+    const cpuBefore = await cpuTimes();
+    const started = performance.now();
+    await (plain ? Promise.all(homes.map(plainRun)) : codexboxRuns());
+    const cpuAfter = await cpuTimes();
+    const busy = (cpuAfter.busy - cpuBefore.busy) / (cpuAfter.total - cpuBefore.total);
+    return { wall: performance.now() - started, refreshes: backend.refreshRequests.length, busy };
+  } finally {
+    await backend.close();
+  }
+}
+
 // 16 at once against 1, for codexbox (`codexbox run --repeat 16`, with a token that needs one
 // shared refresh) and for plain `docker run` on bind-mounted CODEX_HOME copies: the plain ratio is
 // what this machine allows at all.
 async function fanOut(work: string, runs: number) {
-  const attempt = async (count: number, plain: boolean) => {
-    const backend = await MockBackend.start({
-      refreshTokens: ['rt-fan-out'],
-      accessTokenLifetimeSeconds: 4 * 3600,
-    });
-    try {
-      const home = await codexHome(
-        join(work, `fan-${Math.random()}`),
-        identity(plain ? 7 * 24 * 3600 : 120, 'rt-fan-out'),
-        backend.codexConfig(),
-      );
-      const env = {
-        ...process.env,
-        CODEX_REFRESH_TOKEN_URL_OVERRIDE: backend.refreshUrl,
-        NO_PROXY: '127.0.0.1',
-      } as Record<string, string>;
-      const homes = plain ? await freshCopies(home, count) : [];
-      const codex = ['exec', '--skip-git-repo-check', 'x'];
-      const plainRun = (copy: string) =>
-        execa('docker', ['run', '--rm', '--network', 'host', '-v', `${copy}:/codex-home`, image, ...codex], {
-          env,
-          stdin: 'ignore',
-        });
-      const repeat = count > 1 ? ['--repeat', String(count)] : [];
-      const codexboxRuns = () =>
-        execa(
-          'node',
-          [
-            cli,
-            'run',
-            ...repeat,
-            '--image',
-            image,
-            '--codex-home',
-            home,
-            '--max-run-time',
-            '20m',
-            '--network',
-            'host',
-            '--artifacts',
-            join(work, 'fan-artifacts', String(Math.random())),
-            '--',
-            ...codex,
-          ],
-          { env, stdin: 'ignore' },
-        );
-      const cpuBefore = await cpuTimes();
-      const started = performance.now();
-      await (plain ? Promise.all(homes.map(plainRun)) : codexboxRuns());
-      const cpuAfter = await cpuTimes();
-      const busy = (cpuAfter.busy - cpuBefore.busy) / (cpuAfter.total - cpuBefore.total);
-      return { wall: performance.now() - started, refreshes: backend.refreshRequests.length, busy };
-    } finally {
-      await backend.close();
-    }
-  };
+  const attempt = (count: number, plain: boolean) => fanOutAttempt(work, count, plain);
   const many: number[] = [];
   const single: number[] = [];
   const plainMany: number[] = [];
